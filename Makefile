@@ -1,0 +1,39 @@
+# Two commands do all the set-up: `make lab` opens the series, `make test` runs every check.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LAB_ARGS ?=
+# JupyterLab refuses to start as root unless told it may.
+ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+
+.PHONY: lab test setup data export clean-nbs help
+
+help:
+	@echo "make lab   - set up .venv if needed, prepare the data, open JupyterLab on nbs/ (LAB_ARGS=... passes options)"
+	@echo "make test  - set up .venv if needed, then every check CI makes"
+
+setup: $(STAMP)
+
+# Re-installs only when pyproject.toml changes (or .venv is missing).
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing mnist_basics and its dependencies into $(VENV) (first time only, about two minutes)..."
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+data: $(STAMP)
+	@$(BIN)/mnist-basics data
+
+lab: data
+	cd nbs && ../$(BIN)/jupyter lab $(ROOT_FLAG) $(LAB_ARGS)
+
+test: $(STAMP)
+	@$(BIN)/python tools/run_checks.py
+
+export: $(STAMP)
+	$(BIN)/nbdev-export
+
+clean-nbs: $(STAMP)
+	$(BIN)/nbdev-clean
