@@ -8,7 +8,7 @@ LAB_ARGS ?=
 # JupyterLab refuses to start as root unless told it may.
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: lab test setup data export clean-nbs help
+.PHONY: lab test setup data export clean-nbs readme help
 
 help:
 	@echo "make lab   - set up .venv if needed, prepare the data, open JupyterLab on nbs/ (LAB_ARGS=... passes options)"
@@ -37,3 +37,6 @@ export: $(STAMP)
 
 clean-nbs: $(STAMP)
 	$(BIN)/nbdev-clean
+
+readme: $(STAMP)
+	$(BIN)/python tools/make_readme.py

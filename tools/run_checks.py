@@ -58,6 +58,9 @@ if __name__ == '__main__':
                  'run `make clean-nbs` and commit')
     unchanged_by('library in sync (nbdev-export changes nothing)', [BIN/'nbdev-export'],
                  ['mnist_basics/**/*.py', 'nbs/llms.txt', 'pyproject.toml'], 'run `make export` and commit')
+    t0 = time.perf_counter()
+    p = run([sys.executable, 'tools/make_readme.py', '--check'])
+    record('README.md agrees with nbs/index.ipynb', p.returncode == 0, t0, '' if p.returncode == 0 else 'run `make readme` and commit')
     notebooks()
     pytest_suite()
     npass = sum(ok for _, ok, _, _ in results); nfail = len(results) - npass
