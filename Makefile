@@ -3,7 +3,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+# The install is redone only when pyproject.toml's content changes (nbdev-export rewrites the file,
+# so its modification time says nothing).
+STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 LAB_ARGS ?=
 # JupyterLab refuses to start as root unless told it may.
 ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
@@ -16,15 +18,16 @@ help:
 
 setup: $(STAMP)
 
-# Re-installs only when pyproject.toml changes (or .venv is missing).
-$(STAMP): pyproject.toml
+$(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "Installing mnist_basics and its dependencies into $(VENV) (first time only, about two minutes)..."
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@echo "Installing mnist_basics and its dependencies into $(VENV) (first time only, a few minutes)..."
+	@# pip's notes about this machine's unused local package folders are noise: keep every other line.
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
 data: $(STAMP)
-	@$(BIN)/mnist-basics data
+	@$(BIN)/mnist-basics data --all
 
 lab: data
 	cd nbs && ../$(BIN)/jupyter lab $(ROOT_FLAG) $(LAB_ARGS)
