@@ -55,6 +55,14 @@ def pytest_suite():
     if p.returncode == 5: return print("(pytest: no tests collected)")
     record('pytest tests/', p.returncode == 0, t0, '' if p.returncode == 0 else f'exit {p.returncode}')
 
+def site_in_browser():
+    "The browser test of the reading site, when `make site` has built one (it is not rebuilt here)"
+    if not (ROOT/'_site'/'index.html').is_file(): return print("(no _site/: `make site site-test` builds and checks the reading site)")
+    t0 = time.perf_counter()
+    p = run(['make', '--no-print-directory', 'site-test'])
+    record('reading site in Chromium (make site-test, on the _site/ built last)', p.returncode == 0, t0,
+           '' if p.returncode == 0 else f'exit {p.returncode}; rebuild with `make site` if the notebooks changed')
+
 if __name__ == '__main__':
     start = time.perf_counter()
     unchanged_by('notebooks clean (nbdev-clean changes nothing)', [BIN/'nbdev-clean'], ['nbs/**/*.ipynb'],
@@ -66,6 +74,7 @@ if __name__ == '__main__':
     record('README.md agrees with nbs/index.ipynb', p.returncode == 0, t0, '' if p.returncode == 0 else 'run `make readme` and commit')
     notebooks()
     pytest_suite()
+    site_in_browser()
     npass = sum(ok for _, ok, _, _ in results); nfail = len(results) - npass
     print(f"\n{len(results)} checks in {time.perf_counter()-start:.0f} s")
     for name, ok, _, detail in results:
