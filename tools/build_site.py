@@ -233,12 +233,14 @@ def default_slides(nb, budget: int = 18):
     `###` headings sub-slides; after that, cells join the current sub-slide while they fit (code then
     appears as a fragment, after the prose that leads to it) and start a new sub-slide when they don't"""
     if any('slideshow' in c.get('metadata', {}) for c in nb.cells): return nb
-    used = budget
+    used, titled = budget, False
     for c in nb.cells:
         src = ''.join(c.get('source', ''))
         level = len(m.group(1)) if c.cell_type == 'markdown' and (m := re.match(r'\s*(#{1,6})\s', src)) else 0
         size = _est_lines(c)
-        if level in (1, 2): kind, used = 'slide', size
+        titled = titled or level == 1
+        if not titled: kind = 'skip'  # the imports above the title make a poor first slide
+        elif level in (1, 2): kind, used = 'slide', size
         elif level >= 3: kind, used = 'subslide', size
         elif used + size > budget: kind, used = 'subslide', size
         else:
