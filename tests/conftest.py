@@ -1,0 +1,110 @@
+"""Shared fixtures: small MNIST_SAMPLE-shaped folders made from real digits, and ways to run the command."""
+from __future__ import annotations
+import hashlib, os, subprocess, sys, tempfile, time
+from pathlib import Path
+
+# Hypothesis keeps a cache folder in the working directory (the repository): keep it in the temp folder instead.
+os.environ.setdefault('HYPOTHESIS_STORAGE_DIRECTORY', os.path.join(tempfile.gettempdir(), 'mnist_basics-hypothesis'))
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnist_basics.data import CACHE_DIR, embedded_digits
+
+ROOT = Path(__file__).resolve().parent.parent
+EXE = Path(sys.executable).parent/'mnist-basics'
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'repeat: runs every notebook twice (slow; deselect with -m "not repeat")')
+
+
+@pytest.fixture(autouse=True)
+def _no_real_fastai_home(monkeypatch, tmp_path_factory):
+    "No test may build or read data in the real fastai folder (~/.fastai): point FASTAI_HOME somewhere private"
+    monkeypatch.setenv('FASTAI_HOME', str(tmp_path_factory.getbasetemp()/'fastai_home'))
+    for var in ('MNIST_BASICS_DATA', 'MNIST_BASICS_ALL_DIGITS'): monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv('MNIST_BASICS_SOURCE', 'embedded')
+
+
+@pytest.fixture(scope='session')
+def digits():
+    "The 5000 embedded MNIST digits (images uint8 (5000, 28, 28), labels)"
+    return embedded_digits()
+
+
+def make_folder(root:Path, X, y, classes=('3', '7'), n_train=6, n_valid=3, splits=('train', 'valid')) -> Path:
+    "A folder in the MNIST_SAMPLE layout with the first `n_train` + `n_valid` real digits of each class"
+    for c in classes:
+        idx = np.flatnonzero(y == int(c))
+        for s, ids in (('train', idx[:n_train]), ('valid', idx[n_train:n_train + n_valid])):
+            if s not in splits: continue
+            d = root/s/c
+            d.mkdir(parents=True, exist_ok=True)
+            for i in ids: Image.fromarray(X[i]).save(d/f'{i:04d}.png')
+    return root
+
+
+@pytest.fixture
+def make_sample(tmp_path, digits):
+    "Factory: `make_sample(name, classes=..., n_train=..., n_valid=..., splits=...)` -> a fresh folder under tmp_path"
+    X, y = digits
+    def make(name='sample', **kw): return make_folder(tmp_path/name, X, y, **kw)
+    return make
+
+
+@pytest.fixture
+def sample(make_sample):
+    return make_sample()
+
+
+def snapshot(root:Path) -> dict:
+    "Every entry under `root` (not following links) -> what it is and a hash of its bytes; caches of load_digits left out"
+    out = {}
+    root = Path(root)
+    if not os.path.lexists(root): return out
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = [d for d in dirnames if d != CACHE_DIR]
+        for name in dirnames + filenames:
+            p = Path(dirpath)/name
+            rel = p.relative_to(root).as_posix()
+            if p.is_symlink(): out[rel] = ('link', os.readlink(p))
+            elif p.is_dir(): out[rel] = ('dir',)
+            else: out[rel] = ('file', hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+    return out
+
+
+def age(root:Path, seconds:float=3600):
+    "Set every file's modification time `seconds` into the past (so load_digits trusts it enough to cache it)"
+    t = time.time() - seconds
+    for p in Path(root).rglob('*'):
+        if p.is_file(): os.utime(p, (t, t))
+
+
+@pytest.fixture
+def cli(capsys):
+    "Run `mnist-basics` in this process: `cli('baseline', '--path', d)` -> (status, stdout, stderr)"
+    from mnist_basics.cli import main
+    def run(*args):
+        capsys.readouterr()
+        status = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return status, out, err
+    return run
+
+
+def run_installed(*args, env=None, timeout=120) -> subprocess.CompletedProcess:
+    "Run the installed `mnist-basics` command as its own process"
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([str(EXE), *map(str, args)], capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+def one_error_line(status:int, err:str, command:str) -> str:
+    "Check the command failed the expected way (status 2, one line on stderr, no traceback) and return that line"
+    assert status == 2, (status, err)
+    assert 'Traceback' not in err, err
+    lines = err.splitlines()
+    assert len(lines) == 1 and err.endswith('\n'), f"expected exactly one line on stderr, got {len(lines)}:\n{err}"
+    assert lines[0].startswith(f'mnist-basics {command}: error: '), lines[0]
+    return lines[0]
