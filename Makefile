@@ -7,15 +7,15 @@ BIN := $(VENV)/bin
 # so its modification time says nothing).
 STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 LAB_ARGS ?=
-# JupyterLab refuses to start as root unless told it may.
-ROOT_FLAG := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: lab test setup data export clean-nbs readme bench help
+.PHONY: lab lab-test test outputs setup data export clean-nbs readme bench help
 
 help:
-	@echo "make lab   - set up .venv if needed, prepare the data, open JupyterLab on nbs/ (LAB_ARGS=... passes options)"
-	@echo "make test  - set up .venv if needed, then every check CI makes"
-	@echo "make site  - run every notebook and write the reading version to _site/ (pages and slides)"
+	@echo "make lab   - set up .venv if needed, prepare the data, open JupyterLab on your copies of nbs/ in _lab/nbs/ (LAB_ARGS=... passes options)"
+	@echo "make lab-test - run every notebook in JupyterLab in headless Chromium (screenshots in _lab/screenshots/)"
+	@echo "make test  - set up .venv if needed, then every check CI makes (tools/run_checks.py)"
+	@echo "make outputs - run the notebooks and write their outputs into them (NB=06_accuracy for one)"
+	@echo "make site  - write the reading version to _site/ (pages and slides) from the committed outputs"
 	@echo "make site-test - check _site/ in headless Chromium and save screenshots"
 	@echo "make bench - time imports, loading and scoring against the chapter's way (a few minutes; writes benchmarks/results.md)"
 
@@ -32,11 +32,27 @@ $(STAMP):
 data: $(STAMP)
 	@$(BIN)/mnist-basics data --all
 
+# JupyterLab opens your own copies of the lessons in _lab/nbs/ (gitignored; see tools/lab.py), so running
+# and saving never changes nbs/. No news pop-up; kernels idle for 20 minutes are shut down.
 lab: data
-	cd nbs && ../$(BIN)/jupyter lab $(ROOT_FLAG) $(LAB_ARGS)
+	$(BIN)/python tools/lab.py $(LAB_ARGS)
 
-test: $(STAMP)
+# Every notebook run in JupyterLab in headless Chromium (tools/lab_test.py); screenshots in _lab/screenshots/.
+lab-test: data
+	@command -v chromium >/dev/null || { echo "Installing Debian's chromium for the browser test..."; \
+		$(APT) update -qq && $(APT) install -y -qq chromium >/dev/null; }
+	$(BIN)/python tools/lab_test.py $(LAB_TEST_ARGS)
+
+# (node_modules/ holds MathJax and reveal.js for the reading site that `make test` builds and checks)
+test: $(STAMP) node_modules/.package-lock.json
 	@$(BIN)/python tools/run_checks.py
+
+# Run notebooks (two at a time, OMP_NUM_THREADS=1 each, tools/run_notebooks.py) and write their outputs into
+# them, cleaned with nbdev-clean: `make outputs` for all, `make outputs NB=06_accuracy` (or several) for some.
+NB ?=
+RUN_ARGS ?=
+outputs: $(STAMP)
+	$(BIN)/python tools/run_notebooks.py --write $(RUN_ARGS) $(NB)
 
 export: $(STAMP)
 	$(BIN)/nbdev-export
@@ -51,10 +67,10 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
 
 # ---- The reading site and slides: tools/build_site.py, checked in Chromium by tools/site_test.py ----
-# `make site` runs every notebook (2 at a time, cached in _proc/site_cache) and writes _site/: one page
-# per notebook plus slides; `make slides` writes only _site/slides/; `make site-test` opens every page
-# in headless Chromium (installed from Debian when missing) and saves screenshots in _site/screenshots/.
-# SITE_ARGS=... passes options to build_site.py (e.g. SITE_ARGS="--flags slow" also runs #| slow cells).
+# `make site` renders the committed notebooks (their outputs as committed: nothing is run) to _site/: one page
+# per notebook plus slides of the hand-picked cells; `make slides` writes only _site/slides/; `make site-test`
+# opens every page in headless Chromium (Debian's chromium, installed when missing, or $CHROMIUM) and saves
+# screenshots in _site/screenshots/. SITE_ARGS=... passes options to build_site.py.
 .PHONY: site slides site-test
 SITE_ARGS ?=
 NPM ?= npm
@@ -74,6 +90,6 @@ slides: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python tools/build_site.py --slides-only $(SITE_ARGS)
 
 site-test: $(STAMP)
-	@command -v chromium >/dev/null || { echo "Installing Debian's chromium for the browser test..."; \
+	@[ -n "$$CHROMIUM" ] || command -v chromium >/dev/null || { echo "Installing Debian's chromium for the browser test..."; \
 		$(APT) update -qq && $(APT) install -y -qq chromium >/dev/null; }
 	$(BIN)/python tools/site_test.py

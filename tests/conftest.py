@@ -1,4 +1,5 @@
-"""Shared fixtures: small MNIST_SAMPLE-shaped folders made from real digits, and ways to run the command."""
+"""Shared fixtures: small MNIST_SAMPLE-shaped folders made from the real MNIST digits shipped in the package, a tiny
+build layout, and ways to run the command."""
 from __future__ import annotations
 import hashlib, os, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -10,14 +11,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_basics.data import CACHE_DIR, embedded_digits
+import mnist_basics.sources as sources
+from mnist_basics.sources import mnist_arrays
+
+# A build layout of one class of the test set (1,010 files): killing, racing and interrupting builds many times over
+# stays quick. It is registered here and in _workers.py (child processes).
+TINY = dict(url=sources.LAYOUTS['mnist_sample']['url'], splits={'valid': 'test'}, classes=['3'], labels=True)
+sources.LAYOUTS['tiny'] = TINY
 
 ROOT = Path(__file__).resolve().parent.parent
 EXE = Path(sys.executable).parent/'mnist-basics'
-
-
-def pytest_configure(config):
-    config.addinivalue_line('markers', 'repeat: runs every notebook twice (slow; deselect with -m "not repeat")')
 
 
 @pytest.fixture(autouse=True)
@@ -25,13 +28,13 @@ def _no_real_fastai_home(monkeypatch, tmp_path_factory):
     "No test may build or read data in the real fastai folder (~/.fastai): point FASTAI_HOME somewhere private"
     monkeypatch.setenv('FASTAI_HOME', str(tmp_path_factory.getbasetemp()/'fastai_home'))
     for var in ('MNIST_BASICS_DATA', 'MNIST_BASICS_ALL_DIGITS'): monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv('MNIST_BASICS_SOURCE', 'embedded')
+    monkeypatch.setenv('MNIST_BASICS_SOURCE', 'shipped')
 
 
 @pytest.fixture(scope='session')
 def digits():
-    "The 5000 embedded MNIST digits (images uint8 (5000, 28, 28), labels)"
-    return embedded_digits()
+    "The 10,000 real MNIST test digits shipped in the package (images uint8 (10000, 28, 28), labels)"
+    return mnist_arrays('test')
 
 
 def make_folder(root:Path, X, y, classes=('3', '7'), n_train=6, n_valid=3, splits=('train', 'valid')) -> Path:
@@ -60,12 +63,11 @@ def sample(make_sample):
 
 
 def snapshot(root:Path) -> dict:
-    "Every entry under `root` (not following links) -> what it is and a hash of its bytes; caches of load_digits left out"
+    "Every entry under `root` (not following links) -> what it is and a hash of its bytes"
     out = {}
     root = Path(root)
     if not os.path.lexists(root): return out
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = [d for d in dirnames if d != CACHE_DIR]
         for name in dirnames + filenames:
             p = Path(dirpath)/name
             rel = p.relative_to(root).as_posix()
@@ -75,11 +77,12 @@ def snapshot(root:Path) -> dict:
     return out
 
 
-def age(root:Path, seconds:float=3600):
-    "Set every file's modification time `seconds` into the past (so load_digits trusts it enough to cache it)"
-    t = time.time() - seconds
-    for p in Path(root).rglob('*'):
-        if p.is_file(): os.utime(p, (t, t))
+def folder_digest(path:Path|str) -> str:
+    "A SHA-256 of every file's relative name and bytes under `path`, to compare two folders"
+    h = hashlib.sha256()
+    for f in sorted(p for p in Path(path).rglob('*') if p.is_file()):
+        h.update(f.relative_to(path).as_posix().encode()); h.update(f.read_bytes())
+    return h.hexdigest()
 
 
 @pytest.fixture

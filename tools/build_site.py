@@ -1,17 +1,22 @@
-"""Build the reading version of the series: `_site/`, one executed HTML page per notebook, plus slides.
+"""Build the reading version of the series: `_site/`, one HTML page per notebook, plus slides, from the notebooks
+as committed, with their committed outputs. Nothing is run (the outputs are written by `make outputs` and checked
+fresh by `make test`, both with tools/run_notebooks.py), so a build takes seconds.
 
-Usage: python tools/build_site.py [--out _site] [--workers 2] [--flags slow] [--no-cache] [--no-slides | --slides-only]
+Usage: python tools/build_site.py [--out _site] [--workers 2] [--no-slides | --slides-only]
 
 - Every `nbs/*.ipynb` becomes `_site/<name>.html` (`index.ipynb` becomes the home page `index.html`),
   in series order (file name), each with a contents sidebar and previous/next links.
-- Notebooks are executed with nbclient (working folder `nbs/`, at most `--workers` at a time). A run is
-  cached in `_proc/site_cache/`, keyed on the notebook, the package sources and this script, so a
-  rebuild re-runs only what changed.
 - What is shown follows nbdev's processing (`nbdev.process.NBProcessor` and `nbdev.processors`):
-  `#| hide` and `#| default_exp` cells are dropped, directive lines are stripped, `show_doc` cells show
-  only their output, exported cells show their source under an "Exported source" label, exported
-  definitions without a `show_doc` get one (nbdev's `add_show_docs`). Cells marked `#| eval: false` or
-  with a test flag that is not in `--flags` are shown but not run, as in `nbdev-test`.
+  `#| hide` and `#| default_exp` cells are never shown (exercise answers and their tests live in hidden
+  cells), directive lines are stripped, `show_doc` cells show only their output, exported cells show their
+  source under an "Exported source" label, exported definitions without a `show_doc` get one (nbdev's
+  `add_show_docs`; its output is made from the exported module, no notebook is run). Cells nbdev-test does
+  not run (`#| eval: false`, a test flag) and that have no output are labelled so.
+- A helper that is not the lesson's subject (cell metadata `jupyter.source_hidden`, collapsed in
+  JupyterLab) has its source folded in a `<details>` element, its output shown.
+- Slides: only the cells hand-picked with cell metadata `slideshow.slide_type` slide, subslide or fragment;
+  cells marked skip (or `-`, `notes`) and unmarked cells are left out, test cells (`test_eq(...)`,
+  `assert ...`) even when marked; a notebook with no marks gets a deck of its title only.
 - Pages are rendered with nbconvert's `HTMLExporter` (template `tools/site_templates/site_page`, built
   on nbconvert's `lab` template) and slides with its `SlidesExporter` (`site_slides`, built on
   `reveal`). Nothing is loaded from the network: CSS is written to `_site/assets/`, MathJax (SVG
@@ -20,21 +25,18 @@ Usage: python tools/build_site.py [--out _site] [--workers 2] [--flags slow] [--
   lower-case anchor Quarto would give it (`#the-layout-of-mnist_sample`), so links written for the
   nbdev/Quarto site work here too.
 
-Exit status 1 if any notebook failed to run (its page is still written, with the error shown).
+Exit status 1 if a notebook's committed outputs hold an error (its page is still written, with a note).
 """
 from __future__ import annotations
-import argparse, copy, hashlib, json, multiprocessing, os, re, shutil, sys, time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+import argparse, copy, json, multiprocessing, os, re, shutil, sys, time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 NBS = ROOT/'nbs'
 TEMPLATES = ROOT/'tools'/'site_templates'
-CACHE = ROOT/'_proc'/'site_cache'
 NODE = ROOT/'node_modules'
-BUILD_VERSION = '1'  # bump when a change here alters how notebooks are run, to invalidate every cached run
-SLIDE_TYPES = ('slide', 'subslide', 'fragment', 'skip', 'notes', '-')
 
 # ---------------------------------------------------------------- the series
 
@@ -60,108 +62,52 @@ def strip_md(s: str) -> str:
     "Plain text of a one-line Markdown title: no backticks, no emphasis marks (underscores inside names stay)"
     return re.sub(r'(?<!\w)[*_]+|[*_]+(?!\w)', '', (s or '').replace('`', ''))
 
-# ---------------------------------------------------------------- before running
+# ---------------------------------------------------------------- the committed notebook, with its docs
+
+TEST_CALL = re.compile(r'^\s*(?:test_\w+\(|assert\b)', re.M)
 
 def tst_flags() -> set[str]:
     from nbdev.config import get_config
     return set(str(get_config().get('tst_flags', 'notest')).split())
 
-def prepare(path: Path, run_flags: set[str]):
-    "The notebook as it will be run: not-run cells tagged, nbdev's `add_show_docs` applied"
-    import nbformat
+def _show_doc_output(src: str, module):
+    "The output `show_doc(...)` gives, computed from the exported module (no notebook is run), or None"
+    from nbdev.showdoc import show_doc
+    try:
+        res = eval(src.strip(), {**vars(module), 'show_doc': show_doc})
+        md = res._repr_markdown_() if hasattr(res, '_repr_markdown_') else None
+    except Exception: return None
+    return {'output_type': 'display_data', 'metadata': {}, 'data': {'text/markdown': md}} if md else None
+
+def prepare(path: Path):
+    """The committed notebook as the page shows it before nbdev's display processors: exported definitions
+    without a `show_doc` get one (nbdev's `add_show_docs`), its output made from the exported module; cells
+    nbdev-test does not run (`#| eval: false`, a test flag) and with no output are labelled; error outputs noted"""
+    import importlib, nbformat
     from fastcore.nbio import read_nb, nb2str
     from nbdev.process import NBProcessor
     from nbdev.processors import add_show_docs
     nb = read_nb(path)
-    skip_flags = tst_flags() - run_flags
+    flags = tst_flags()
     for c in nb.cells:
         if c.cell_type != 'code': continue
         d = c.directives
-        if d.get('eval', '').lower() == 'false' or skip_flags & d.keys():
-            c.setdefault('metadata', {}).setdefault('tags', []).append('skip-execution')
+        if (d.get('eval', '').lower() == 'false' or flags & d.keys()) and not c.get('outputs'):
+            c.setdefault('metadata', {}).setdefault('tags', []).append('site-not-run')
     NBProcessor(nb=nb, procs=[add_show_docs], rm_directives=False).process()
-    added = [c for c in nb.cells if getattr(c, 'has_sd', False)]
-    for c in added:
+    exp = next((str(c.directives['default_exp']).split()[0] if isinstance(c.directives['default_exp'], str) else c.directives['default_exp'][0] for c in nb.cells if c.cell_type == 'code' and 'default_exp' in c.directives), None)
+    module = None
+    if exp:
+        try: module = importlib.import_module(f'mnist_basics.{exp}')
+        except Exception as e: print(f'  {path.name}: cannot import mnist_basics.{exp} for its docs ({type(e).__name__}: {e})', flush=True)
+    for c in [c for c in nb.cells if getattr(c, 'has_sd', False)]:
         del c['has_sd']
-        c.setdefault('metadata', {}).setdefault('tags', []).append('site-added-show-doc')
+        out = _show_doc_output(c.source, module) if module else None
+        if out: c['outputs'] = [out]
+        else: c['source'] = ''  # nothing to show
     res = nbformat.reads(nb2str(nb), as_version=4)
-    n = 0
-    for c in res.cells:  # ids that do not change between builds, so the cache key does not either
-        if 'site-added-show-doc' in c.metadata.get('tags', []): c['id'] = f'site-show-doc-{n}'; n += 1
-    if added:  # nbdev runs `from nbdev.showdoc import show_doc` first for the same reason
-        c = nbformat.v4.new_code_cell('#| hide\nfrom nbdev.showdoc import show_doc')
-        c['id'] = 'site-import-show-doc'
-        res.cells.insert(0, c)
-    return res
-
-def sources_digest() -> str:
-    "Everything besides the notebook itself that can change what a notebook prints"
-    h = hashlib.sha256(BUILD_VERSION.encode())
-    for f in sorted(f for f in (ROOT/'mnist_basics').rglob('*.py') if f.name != '_modidx.py') + [ROOT/'pyproject.toml']:
-        h.update(f.relative_to(ROOT).as_posix().encode()); h.update(f.read_bytes())
-    return h.hexdigest()
-
-# ---------------------------------------------------------------- running (in worker processes)
-
-def run_notebook(stem: str, nb_json: str, timeout: int, cwd: str):
-    "Execute one notebook with its working folder set to `cwd` (nbs/); return (stem, executed json, seconds, error)"
-    import nbformat
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
-    nb = nbformat.reads(nb_json, as_version=4)
-    os.environ.pop('IN_TEST', None)
-    t0 = time.perf_counter()
-    import tempfile
-    from traitlets.config import Config
-    error = None
-    # IPC sockets in a private folder: no TCP ports that a kernel starting at the same moment could take
-    with tempfile.TemporaryDirectory(prefix='site-kernel-') as sock:
-        cfg = Config({'KernelManager': {'transport': 'ipc', 'ip': os.path.join(sock, 'k')}})
-        client = NotebookClient(nb, config=cfg, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': cwd}},
-                                skip_cells_with_tag='skip-execution', allow_errors=False, record_timing=False)
-        try: client.execute()
-        except CellExecutionError as e:
-            error = re.sub(r'\x1b\[[0-9;]*m', '', str(e)).strip().splitlines()[-1] if str(e).strip() else repr(e)
-        except Exception as e: error = f'{type(e).__name__}: {e}'
-    return stem, nbformat.writes(nb), time.perf_counter() - t0, error
-
-def execute_all(jobs: dict, workers: int, timeout: int, use_cache: bool, on_done=None) -> dict:
-    """jobs: stem -> prepared nb. Returns stem -> (executed nb json, seconds, error, cached);
-    `on_done(stem, result)` is called as each result arrives (cached ones first)"""
-    import nbformat
-    CACHE.mkdir(parents=True, exist_ok=True)
-    digest = sources_digest()
-    results, todo = {}, {}
-    for stem, nb in jobs.items():
-        text = nbformat.writes(nb)
-        key = hashlib.sha256((digest + text).encode()).hexdigest()[:20]
-        f = CACHE/f'{stem}.{key}.ipynb'
-        if use_cache and f.exists():
-            meta = json.loads((CACHE/f'{stem}.{key}.json').read_text())
-            results[stem] = (f.read_text(encoding='utf-8'), meta['seconds'], None, True)
-            if on_done: on_done(stem, results[stem])
-        else: todo[stem] = (text, key)
-    # longest first, from the last timing we have, so two workers finish together
-    last = {}
-    for m in CACHE.glob('*.json'):
-        try: last[m.name.split('.')[0]] = json.loads(m.read_text())['seconds']
-        except (ValueError, KeyError): pass
-    order = sorted(todo, key=lambda s: -last.get(s, 60))
-    if order: print(f'running {len(order)} notebook(s) with {min(workers, len(order))} worker(s): {", ".join(order)}', flush=True)
-    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(order) or 1)),
-                             mp_context=multiprocessing.get_context('spawn')) as pool:
-        futs = [pool.submit(run_notebook, s, todo[s][0], timeout, str(NBS)) for s in order]
-        for fut in as_completed(futs):
-            stem, text, secs, error = fut.result()
-            key = todo[stem][1]
-            print(f"  {'FAILED' if error else 'ran'} {stem}.ipynb in {secs:.1f} s{': ' + error if error else ''}", flush=True)
-            if not error:
-                for old in CACHE.glob(f'{stem}.*'): old.unlink()
-                (CACHE/f'{stem}.{key}.ipynb').write_text(text, encoding='utf-8')
-                (CACHE/f'{stem}.{key}.json').write_text(json.dumps({'seconds': round(secs, 2)}))
-            results[stem] = (text, secs, error, False)
-            if on_done: on_done(stem, results[stem])
-    return results
+    error = next((f"{o.get('ename')}: {o.get('evalue')}" for c in res.cells for o in c.get('outputs', []) if o.get('output_type') == 'error'), None)
+    return res, error
 
 # ---------------------------------------------------------------- what a reader sees
 
@@ -186,7 +132,9 @@ def mark_cells(cell):
         if d.keys() & {'export', 'exports', 'exporti'}: _tag(cell, 'site-exported')
         if d.get('echo', '').lower() == 'false' or _re_showdoc.search(cell.source): _tag(cell, 'remove_input')
         if d.get('output', '').lower() == 'false': _tag(cell, 'remove_output')
-        if 'skip-execution' in cell.get('metadata', {}).get('tags', []): _tag(cell, 'site-not-run')
+        if cell.get('metadata', {}).get('jupyter', {}).get('source_hidden'):
+            names = re.findall(r'^(?:async\s+)?(?:def|class)\s+(\w+)', cell.source, re.M)
+            cell['metadata']['site_summary'] = f"Show the helper's code ({', '.join(names)})" if names else "Show the helper's code"
         for o in cell.get('outputs', []):
             data = o.get('data')
             if not data: continue
@@ -216,37 +164,33 @@ def has_math(nb) -> bool:
 
 # ---------------------------------------------------------------- slides
 
-def _est_lines(cell) -> int:
-    "Rough height of a cell on a slide, in lines"
-    tags = cell.get('metadata', {}).get('tags', [])
-    n = 0 if 'remove_input' in tags else len(''.join(cell.get('source', '')).splitlines()) + 1
-    for o in ([] if 'remove_output' in tags else cell.get('outputs', [])):
-        data = o.get('data', {})
-        if any(k.startswith('image/') for k in data): n += 14
-        elif 'text/html' in data: n += min(16, len(''.join(data['text/html']).splitlines()) // 2 + 2)
-        elif 'text/markdown' in data: n += len(''.join(data['text/markdown']).splitlines())
-        else: n += min(14, len(''.join(o.get('text', data.get('text/plain', ''))).splitlines()))
-    return n
+ON_SLIDES = ('slide', 'subslide', 'fragment')
 
-def default_slides(nb, budget: int = 18):
-    """Give a notebook without any `slideshow` metadata a usable deck: `#`/`##` headings start slides,
-    `###` headings sub-slides; after that, cells join the current sub-slide while they fit (code then
-    appears as a fragment, after the prose that leads to it) and start a new sub-slide when they don't"""
-    if any('slideshow' in c.get('metadata', {}) for c in nb.cells): return nb
-    used, titled = budget, False
-    for c in nb.cells:
-        src = ''.join(c.get('source', ''))
-        level = len(m.group(1)) if c.cell_type == 'markdown' and (m := re.match(r'\s*(#{1,6})\s', src)) else 0
-        size = _est_lines(c)
-        titled = titled or level == 1
-        if not titled: kind = 'skip'  # the imports above the title make a poor first slide
-        elif level in (1, 2): kind, used = 'slide', size
-        elif level >= 3: kind, used = 'subslide', size
-        elif used + size > budget: kind, used = 'subslide', size
-        else:
-            kind = 'fragment' if c.cell_type == 'code' and 'remove_input' not in c.get('metadata', {}).get('tags', []) else '-'
-            used += size
-        c.setdefault('metadata', {})['slideshow'] = {'slide_type': kind}
+def is_test(cell) -> bool:
+    "A code cell that checks rather than teaches (`test_eq(...)`, `assert ...`)"
+    return cell.cell_type == 'code' and bool(TEST_CALL.search(''.join(cell.get('source', ''))))
+
+def marked_slides(nb, name: str = ''):
+    """The deck: only the cells hand-picked with cell metadata `slideshow.slide_type` slide, subslide or fragment
+    (cells marked `skip`, `-`, `notes` or not marked are left out; hidden cells are already gone). A test cell is
+    never shown, even if marked (a warning names it). A notebook with no marks gets a deck of its title only."""
+    keep = []
+    for k, c in enumerate(nb.cells):
+        kind = c.get('metadata', {}).get('slideshow', {}).get('slide_type')
+        if kind not in ON_SLIDES or 'source' not in c: continue
+        if is_test(c):
+            first = next((l for l in c.source.splitlines() if TEST_CALL.match(l)), '')[:70]
+            print(f'  warning: {name}: a test cell is marked for the slides, left out: {first!r}', flush=True); continue
+        keep.append(c)
+    if not keep:  # the title (and summary) only
+        title = next((c for c in nb.cells if c.cell_type == 'markdown' and re.search(r'^#\s', c.source, re.M)), None)
+        if title is not None:
+            title = copy.deepcopy(title)
+            title.source = '\n'.join(l for l in title.source.splitlines() if re.match(r'\s*(#\s|>)', l))
+            title.setdefault('metadata', {})['slideshow'] = {'slide_type': 'slide'}
+            keep = [title]
+    if keep: keep[0].setdefault('metadata', {})['slideshow'] = {'slide_type': 'slide'}
+    nb.cells = keep
     return nb
 
 # ---------------------------------------------------------------- HTML
@@ -353,22 +297,25 @@ def exporter(kind: str):
     return SlidesExporter(config=c, template_name='site_slides')
 
 _exporters = {}
-def render(i: dict, text: str|None, error: str|None, ctx: dict) -> dict:
-    """Page and slides HTML for one notebook (runs in a worker). `i` is its entry in the contents,
-    `text` its executed JSON (None for the generated contents page), `ctx` what every page shares"""
+def render(i: dict, ctx: dict) -> dict:
+    """Page and slides HTML for one notebook (runs in a worker), from the notebook as committed. `i` is its entry
+    in the contents (a generated contents page when there is no index.ipynb), `ctx` what every page shares"""
     import nbformat
     info, k = ctx['info'], ctx['info'].index(i)
-    if text is None:
+    error = None
+    if i.get('generated'):
         nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
             '# Contents\n\n' + '\n'.join(f'1. [{j["title"]}]({j["href"]}){": " + j["summary"] if j["summary"] else ""}' for j in info[1:]))])
-    else: nb = for_reading(text)
+    else:
+        prepared, error = prepare(NBS/f"{i['stem']}.ipynb")
+        nb = for_reading(nbformat.writes(prepared))
     site = dict(pages=info, current=i['stem'], prev=info[k-1] if k else None, next=info[k+1] if k+1 < len(info) else None,
                 title=i['title'], summary=i['summary'], has_math=has_math(nb), error=error,
                 slides=ctx['slides'] and i.get('slides'), notebook=i.get('notebook'), home=info[0])
-    files, res = set(), dict(stem=i['stem'])
+    files, res = set(), dict(stem=i['stem'], error=error)
     for kind in ['page'] * ctx['pages'] + ['slides'] * bool(ctx['slides'] and i.get('slides')):
         if kind not in _exporters: _exporters[kind] = exporter(kind)
-        doc = nb if kind == 'page' else default_slides(copy.deepcopy(nb))
+        doc = nb if kind == 'page' else marked_slides(copy.deepcopy(nb), f"{i['stem']}.ipynb")
         body, _ = _exporters[kind].from_notebook_node(doc, resources={'site': site, 'metadata': {'name': i['title']}})
         res[kind] = postprocess(body, ctx['module_pages'], ctx['doc_prefixes'], '' if kind == 'page' else '../', files)
     res['files'] = files
@@ -392,13 +339,10 @@ def contents() -> list[dict]:
     return info
 
 def main(argv=None):
-    global NBS, CACHE
+    global NBS
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--out', default=str(ROOT/'_site'), help='output folder (default _site)')
-    ap.add_argument('--workers', type=int, default=int(os.environ.get('SITE_WORKERS', 2)), help='notebooks run (and pages rendered) at once')
-    ap.add_argument('--timeout', type=int, default=600, help='seconds allowed for one cell')
-    ap.add_argument('--flags', default=os.environ.get('SITE_FLAGS', ''), help='test flags whose cells are run too (e.g. "slow")')
-    ap.add_argument('--no-cache', action='store_true', help='run every notebook even when a cached run matches')
+    ap.add_argument('--workers', type=int, default=int(os.environ.get('SITE_WORKERS', 2)), help='pages rendered at once')
     ap.add_argument('--nbs', default=str(NBS), help='the notebooks folder (default nbs/)')
     g = ap.add_mutually_exclusive_group()
     g.add_argument('--no-slides', action='store_true', help='pages only')
@@ -406,7 +350,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     os.chdir(ROOT)
-    if Path(args.nbs).resolve() != NBS: NBS, CACHE = Path(args.nbs).resolve(), Path(args.out).resolve().parent/'_site_cache'
+    NBS = Path(args.nbs).resolve()
     out = Path(args.out).resolve()
     if not series(): sys.exit('no notebooks in nbs/')
     info = contents()
@@ -414,24 +358,9 @@ def main(argv=None):
                module_pages={i['module']: i['href'] for i in info if i['module']}, doc_prefixes=_doc_url_prefixes())
     out.mkdir(parents=True, exist_ok=True)
     copy_assets(out, ctx['slides'])
-
-    # Pages are rendered in forked workers as soon as their notebook has run, while others still run.
-    renders = {}
-    render_pool = ProcessPoolExecutor(max_workers=max(1, args.workers), mp_context=multiprocessing.get_context('fork'))
-    list(render_pool.map(abs, range(max(1, args.workers))))  # start the workers now, before any thread exists
-    for i in info:
-        if i.get('generated'): renders[i['stem']] = render_pool.submit(render, i, None, None, ctx)
+    with ProcessPoolExecutor(max_workers=max(1, args.workers), mp_context=multiprocessing.get_context('fork')) as pool:
+        done = {r['stem']: r for r in pool.map(render, info, [ctx]*len(info))}
     by_stem = {i['stem']: i for i in info}
-    def on_done(stem, result):
-        text, _, error, _ = result
-        renders[stem] = render_pool.submit(render, by_stem[stem], text, error, ctx)
-
-    jobs = {p.stem: prepare(p, set(args.flags.split())) for p in series()}
-    results = execute_all(jobs, args.workers, args.timeout, not args.no_cache, on_done)
-    t_exec = time.perf_counter() - t0
-    done = {stem: f.result() for stem, f in renders.items()}
-    render_pool.shutdown()
-
     pages = {by_stem[s]['href']: r['page'] for s, r in done.items() if 'page' in r}
     decks = {by_stem[s]['slides']: r['slides'] for s, r in done.items() if 'slides' in r}
     for f in sorted(set().union(*(r['files'] for r in done.values()))):  # pictures shown from files beside the notebooks
@@ -452,13 +381,12 @@ def main(argv=None):
         for f in (out/'slides').glob('*.slides.html'):
             if f'slides/{f.name}' not in decks: f.unlink()
     size = sum(f.stat().st_size for f in out.rglob('*') if f.is_file() and 'screenshots' not in f.parts)
-    ran = sum(not r[3] for r in results.values())
-    failed = [(s, r[2]) for s, r in results.items() if r[2]]
+    errors = [(s, r['error']) for s, r in done.items() if r.get('error')]
     where = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
-    print(f'site: {len(pages)} page(s), {len(decks)} slide deck(s) in {where} ({size/1e6:.1f} MB); '
-          f'{ran} notebook(s) run, {len(results)-ran} from cache; {t_exec:.0f} s running, {time.perf_counter()-t0:.0f} s in all')
-    if failed:
-        for stem, err in failed: print(f'  FAILED {stem}.ipynb: {err}')
+    print(f'site: {len(pages)} page(s), {len(decks)} slide deck(s) in {where} ({size/1e6:.1f} MB), '
+          f'from the committed outputs (nothing run), in {time.perf_counter()-t0:.1f} s')
+    if errors:
+        for stem, err in errors: print(f'  {stem}.ipynb: its committed outputs hold an error ({err}): run `make outputs NB={stem}`')
         sys.exit(1)
 
 if __name__ == '__main__': main()

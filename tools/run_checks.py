@@ -1,10 +1,29 @@
-"""Every check CI makes, in order, with one closing summary line. Run by `make test`."""
+"""Every check of the project, in order, one definition: `make test` runs this, `.ci/run` and CI run `make test`.
+
+1. notebooks clean (`nbdev-clean` changes nothing);
+2. library in sync (`nbdev-export` changes nothing);
+3. README.md agrees with nbs/index.ipynb (tools/make_readme.py --check);
+4. numbers in the prose are printed by the notebook (tools/prose_numbers.py, on the committed outputs);
+5. links (tools/check_links.py, when present);
+6. every notebook runs once, fresh, and its committed outputs are up to date (tools/run_notebooks.py --check);
+7. pytest tests/;
+8. the reading site built from the committed outputs, without running anything (`make site`), and checked in
+   headless Chromium (`make site-test`);
+9. the live JupyterLab session (`make lab-test`), when the Makefile has that target.
+
+Each notebook, each pytest test and each page counts as one check. Prints the time of each stage, and its very
+last line is `N passed, N failed` over everything; exit status 1 if anything failed.
+Environment: SKIP="site lab" leaves stages out (names: clean export readme prose links notebooks pytest site lab).
+"""
 import hashlib, os, re, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-results = []  # (name, ok, seconds, detail)
+sys.path.insert(0, str(ROOT/'tools'))
+results = []  # (name, ok, detail)
+stages = []   # (stage, seconds, passed, failed)
+SKIP = set(os.environ.get('SKIP', '').split())
 
 def digest(patterns):
     out = {}
@@ -15,69 +34,118 @@ def digest(patterns):
 
 def run(cmd, **kw):
     print(f"$ {' '.join(map(str, cmd))}", flush=True)
-    return subprocess.run(cmd, cwd=ROOT, **kw)
+    return subprocess.run([str(c) for c in cmd], cwd=ROOT, **kw)
 
-def record(name, ok, t0, detail=''):
-    results.append((name, ok, time.perf_counter() - t0, detail))
-    print(f"{'PASS' if ok else 'FAIL'} {name} ({time.perf_counter()-t0:.1f} s){': ' + detail if detail else ''}", flush=True)
+def stage(name):
+    "Decorator: time a stage, count what it added to `results`, print its line"
+    def wrap(fn):
+        def inner():
+            if name in SKIP: return print(f'(skipped: {name})', flush=True)
+            print(f'\n== {name}', flush=True)
+            t0, n0 = time.perf_counter(), len(results)
+            fn()
+            new = results[n0:]
+            ok = sum(r[1] for r in new)
+            stages.append((name, time.perf_counter() - t0, ok, len(new) - ok))
+            print(f'== {name}: {ok} passed, {len(new) - ok} failed in {time.perf_counter() - t0:.1f} s', flush=True)
+        return inner
+    return wrap
+
+def record(name, ok, detail=''):
+    results.append((name, ok, detail))
+    print(f"{'PASS' if ok else 'FAIL'} {name}{': ' + detail if detail and not ok else ''}", flush=True)
 
 def unchanged_by(name, cmd, patterns, fix):
-    t0 = time.perf_counter()
     before = digest(patterns)
     p = run(cmd)
     after = digest(patterns)
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-    ok = p.returncode == 0 and not changed
-    detail = f"exit {p.returncode}" if p.returncode else (f"changed {', '.join(changed)}; {fix}" if changed else '')
-    record(name, ok, t0, detail)
+    detail = f'exit {p.returncode}' if p.returncode else (f"changed {', '.join(changed)}; {fix}" if changed else '')
+    record(name, p.returncode == 0 and not changed, detail)
 
+def counted(p_stdout: str, pattern: str):
+    "(passed, failed) from a summary line matching `pattern` with groups for the counts, or None"
+    m = None
+    for m in re.finditer(pattern, p_stdout): pass
+    return m
+
+@stage('clean')
+def clean():
+    unchanged_by('notebooks clean (nbdev-clean changes nothing)', [BIN/'nbdev-clean'], ['nbs/**/*.ipynb'], 'run `make clean-nbs`')
+
+@stage('export')
+def export():
+    unchanged_by('library in sync (nbdev-export changes nothing)', [BIN/'nbdev-export'],
+                 ['mnist_basics/**/*.py', 'nbs/llms.txt', 'pyproject.toml'], 'run `make export`')
+
+@stage('readme')
+def readme():
+    p = run([sys.executable, 'tools/make_readme.py', '--check'])
+    record('README.md agrees with nbs/index.ipynb', p.returncode == 0, 'run `make readme`')
+
+@stage('prose')
+def prose():
+    import prose_numbers
+    for nb, problems in prose_numbers.main([]).items():
+        record(f'prose numbers {nb}', not problems, f'{len(problems)} number(s) not printed (see above)')
+
+@stage('links')
+def links():
+    if not (ROOT/'tools'/'check_links.py').is_file(): return print('(no tools/check_links.py)')
+    p = run([sys.executable, 'tools/check_links.py'])
+    record('links (tools/check_links.py)', p.returncode == 0, f'exit {p.returncode}')
+
+@stage('notebooks')
 def notebooks():
-    t0 = time.perf_counter()
-    nbs = sorted(f for f in (ROOT/'nbs').glob('*.ipynb'))
-    # Two notebooks run at once on two cores: one torch thread each avoids oversubscription, which
-    # makes small tensor operations many times slower.
-    env = {**os.environ, 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', '1')}
-    p = run([BIN/'nbdev-test', '--timing', '--n-workers', os.environ.get('NBDEV_WORKERS', '2')],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
-    print(p.stdout, flush=True)
-    failed = set(re.findall(r'==> (\S+\.ipynb)', p.stdout))
-    if p.returncode and not failed: failed = {'(nbdev-test exited %d)' % p.returncode}
-    for nb in nbs:
-        bad = any(nb.name in f for f in failed)
-        results.append((f'notebook {nb.name}', not bad, 0, ''))
-    if p.returncode and not any(any(nb.name in f for f in failed) for nb in nbs): results.append(('nbdev-test', False, 0, ''))
-    print(f"{'PASS' if not p.returncode else 'FAIL'} nbdev-test over {len(nbs)} notebooks ({time.perf_counter()-t0:.1f} s)", flush=True)
+    import run_notebooks
+    run(['make', '--no-print-directory', '-s', 'data'])  # the digits ready once, before two notebooks would build them at once
+    for nb, (ok, secs, msg) in run_notebooks.main(['--check']).items():
+        results.append((f'notebook {nb}', ok, msg.splitlines()[0] if msg else ''))
 
+@stage('pytest')
 def pytest_suite():
     if not (ROOT/'tests').is_dir(): return
-    t0 = time.perf_counter()
-    p = run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', 'tests'])
-    if p.returncode == 5: return print("(pytest: no tests collected)")
-    record('pytest tests/', p.returncode == 0, t0, '' if p.returncode == 0 else f'exit {p.returncode}')
+    p = run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', 'tests'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    print(p.stdout, end='', flush=True)
+    if p.returncode == 5: return print('(pytest: no tests collected)')
+    last = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ''
+    n = {k: int(v) for v, k in re.findall(r'(\d+) (passed|failed|errors?)', last)}
+    npass, nfail = n.get('passed', 0), n.get('failed', 0) + n.get('error', 0) + n.get('errors', 0)
+    if p.returncode and not nfail: nfail = 1
+    results.extend([('pytest test', True, '')] * npass + [('pytest tests/', False, last)] * nfail)
+    print(f"{'PASS' if not p.returncode else 'FAIL'} pytest tests/: {npass} passed, {nfail} failed", flush=True)
 
-def site_in_browser():
-    "The browser test of the reading site, when `make site` has built one (it is not rebuilt here)"
-    if not (ROOT/'_site'/'index.html').is_file(): return print("(no _site/: `make site site-test` builds and checks the reading site)")
-    t0 = time.perf_counter()
-    p = run(['make', '--no-print-directory', 'site-test'])
-    record('reading site in Chromium (make site-test, on the _site/ built last)', p.returncode == 0, t0,
-           '' if p.returncode == 0 else f'exit {p.returncode}; rebuild with `make site` if the notebooks changed')
+@stage('site')
+def site():
+    p = run(['make', '--no-print-directory', '-s', 'site'])
+    record('reading site built from the committed outputs (make site)', p.returncode == 0, f'exit {p.returncode}')
+    if p.returncode: return
+    p = run(['make', '--no-print-directory', '-s', 'site-test'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    print(p.stdout, end='', flush=True)
+    m = counted(p.stdout, r'site: (\d+) passed, (\d+) failed')
+    npass, nfail = (int(m.group(1)), int(m.group(2))) if m else (0, 1)
+    if p.returncode and not nfail: nfail = 1
+    results.extend([('site page', True, '')] * npass + [('site-test', False, 'see above')] * nfail)
+
+@stage('lab')
+def lab():
+    mk = (ROOT/'Makefile').read_text()
+    if not re.search(r'^lab-test\s*:', mk, re.M): return print('(no `lab-test` target in the Makefile)')
+    p = run(['make', '--no-print-directory', '-s', 'lab-test'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    print(p.stdout, end='', flush=True)
+    m = counted(p.stdout, r'(\d+) passed, (\d+) failed')
+    npass, nfail = (int(m.group(1)), int(m.group(2))) if m else (int(p.returncode == 0), int(p.returncode != 0))
+    if p.returncode and not nfail: nfail = 1
+    results.extend([('lab-test', True, '')] * npass + [('lab-test', False, 'see above')] * nfail)
 
 if __name__ == '__main__':
     start = time.perf_counter()
-    unchanged_by('notebooks clean (nbdev-clean changes nothing)', [BIN/'nbdev-clean'], ['nbs/**/*.ipynb'],
-                 'run `make clean-nbs` and commit')
-    unchanged_by('library in sync (nbdev-export changes nothing)', [BIN/'nbdev-export'],
-                 ['mnist_basics/**/*.py', 'nbs/llms.txt', 'pyproject.toml'], 'run `make export` and commit')
-    t0 = time.perf_counter()
-    p = run([sys.executable, 'tools/make_readme.py', '--check'])
-    record('README.md agrees with nbs/index.ipynb', p.returncode == 0, t0, '' if p.returncode == 0 else 'run `make readme` and commit')
-    notebooks()
-    pytest_suite()
-    site_in_browser()
-    npass = sum(ok for _, ok, _, _ in results); nfail = len(results) - npass
-    print(f"\n{len(results)} checks in {time.perf_counter()-start:.0f} s")
-    for name, ok, _, detail in results:
-        if not ok: print(f"  failed: {name} {detail}")
-    print(f"checks: {npass} passed, {nfail} failed")
+    for check in (clean, export, readme, prose, links, notebooks, pytest_suite, site, lab): check()
+    npass = sum(ok for _, ok, _ in results); nfail = len(results) - npass
+    print(f'\nstage      seconds  passed  failed')
+    for name, secs, ok, bad in stages: print(f'{name:<10} {secs:7.1f} {ok:7d} {bad:7d}')
+    print(f"{'all':<10} {time.perf_counter() - start:7.1f}")
+    for name, ok, detail in results:
+        if not ok: print(f'  failed: {name}{": " + detail if detail else ""}')
+    print(f'{npass} passed, {nfail} failed', flush=True)
     sys.exit(1 if nfail else 0)

@@ -10,6 +10,11 @@
    the first slide of each deck) goes to `_site/screenshots/`.
 3. Each page is opened once more from `file://`, the way a learner opens a downloaded copy, with the
    same checks on console errors, failed requests and images.
+4. What a reader must (not) see, read from the HTML against its notebook in nbs/: no line of a `#| hide`
+   cell (exercise answers and their checks live there) on the page or the deck; the code of every shown
+   helper whose cell metadata has `jupyter.source_hidden` folded inside a `<details>`; a deck shows only
+   cells marked slide/subslide/fragment (no line of a skipped or unmarked cell), never a test
+   (`test_eq(...)`, `assert ...`), and a notebook without marks gets its title only.
 
 Prints one line per page and closes with 'site: N passed, N failed'; exit status 1 if any failed.
 """
@@ -62,6 +67,61 @@ def check_links(page: Path, site: Path) -> list[str]:
         if not target.is_file(): problems.append(f'broken link "{href}": no such page'); continue
         if u.fragment and target.suffix == '.html' and unquote(u.fragment) not in ids_of(target):
             problems.append(f'broken link "{href}": no anchor #{u.fragment} on {target.name}')
+    return problems
+
+# ---------------------------------------------------------------- what is shown, against the notebook
+
+SLIDE_KINDS = ('slide', 'subslide', 'fragment')
+TEST_CALL = re.compile(r'^\s*(?:test_\w+\(|assert\b)', re.M)
+_ws = lambda t: re.sub(r'\s+', ' ', t).strip()
+
+def _cells(nb_path: Path) -> list[dict]:
+    "The notebook's cells with what the checks need: kind, source lines that matter, hidden, folded, slide mark, test"
+    import json
+    out = []
+    for c in json.loads(nb_path.read_text(encoding='utf-8'))['cells']:
+        src = ''.join(c.get('source', ''))
+        meta = c.get('metadata', {})
+        out.append(dict(type=c['cell_type'], src=src,
+                        lines=[_ws(l) for l in src.splitlines() if len(l.strip()) >= 20 and not l.lstrip().startswith(('#|', 'import ', 'from '))],
+                        hidden=bool(re.search(r'^\s*#\|\s*(hide|default_exp)\b', src, re.M)),
+                        folded=bool(meta.get('jupyter', {}).get('source_hidden')),
+                        slide=meta.get('slideshow', {}).get('slide_type'),
+                        test=c['cell_type'] == 'code' and bool(TEST_CALL.search(src))))
+    return out
+
+def check_content(page: Path, nb_path: Path, is_deck: bool) -> list[str]:
+    from bs4 import BeautifulSoup
+    soup = BeautifulSoup(page.read_text(encoding='utf-8'), 'html.parser')
+    blocks = soup.select('.jp-InputArea-editor')
+    codes = [_ws(b.get_text()) for b in blocks]
+    cells = _cells(nb_path)
+    problems = []
+    def shown(line): return any(line in c for c in codes)
+    # lines unique to the cells that must not be shown (a line that a shown cell also has proves nothing)
+    def unique_lines(bad, good):
+        keep = {l for c in good for l in c['lines']}
+        return [(i, l) for i, c in bad for l in c['lines'] if l not in keep]
+    visible = [c for c in cells if not c['hidden']]
+    for i, l in unique_lines([(i, c) for i, c in enumerate(cells) if c['hidden'] and c['type'] == 'code'], visible):
+        if shown(l): problems.append(f'a line of hidden cell {i} is shown: {l[:80]!r}'); break
+    if not is_deck:
+        for i, c in enumerate(cells):
+            if c['type'] != 'code' or c['hidden'] or not c['folded'] or not c['lines']: continue
+            b = next((b for b, t in zip(blocks, codes) if c['lines'][0] in t), None)
+            if b is None: problems.append(f'helper cell {i} (source_hidden) is not on the page'); continue
+            if b.find_parent('details') is None: problems.append(f'helper cell {i} (source_hidden) is not folded in <details>: {c["lines"][0][:60]!r}')
+        return problems
+    marked = [c for c in visible if c['slide'] in SLIDE_KINDS and not c['test']]
+    for code in codes:
+        if TEST_CALL.search(code.replace('; ', '\n')) or re.search(r'(?:^|\s)(?:test_(?:eq|close|ne|fail|is|stdout|warns|shuffled)\(|assert\s)', code):
+            problems.append(f'a test is on the slides: {code[:80]!r}'); break
+    left_out = [(i, c) for i, c in enumerate(cells) if not c['hidden'] and (c['slide'] not in SLIDE_KINDS or c['test'])]
+    for i, l in unique_lines(left_out, marked):
+        if shown(l): problems.append(f'cell {i}, not marked for the slides, is on them: {l[:80]!r}'); break
+    n = len(soup.select('.jp-Cell'))
+    if not marked and n > 1: problems.append(f'no cell is marked for the slides, so the deck should be the title only, but it has {n} cells')
+    if marked and n > len(marked): problems.append(f'the deck has {n} cells but only {len(marked)} are marked for the slides')
     return problems
 
 # ---------------------------------------------------------------- the browser
@@ -123,6 +183,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--site', default=str(ROOT/'_site'))
     ap.add_argument('--no-file', action='store_true', help='skip the second pass over file:// URLs')
+    ap.add_argument('--nbs', default=str(ROOT/'nbs'), help='the notebooks the pages were made from (default nbs/)')
     args = ap.parse_args(argv)
     site = Path(args.site).resolve()
     if not (site/'index.html').is_file(): sys.exit(f'{site}/index.html not found: build the site first (make site)')
@@ -148,6 +209,8 @@ def main(argv=None):
             rel = p.relative_to(site).as_posix()
             is_deck = rel.startswith('slides/')
             problems = check_links(p, site)
+            nb = Path(args.nbs)/(p.name.removesuffix('.slides.html').removesuffix('.html') + '.ipynb')
+            if nb.is_file(): problems += check_content(p, nb, is_deck)
             n_ext = len(external)
             shot = shots/(('slides-' + p.name.removesuffix('.slides.html')) if is_deck else p.stem)
             info = open_page(ctx, f'http://{host}/{rel}', lambda u: urlsplit(u).netloc == host, problems,

@@ -1,0 +1,89 @@
+"""Open the series in JupyterLab on your own copies of the notebooks: `make lab`.
+Usage: python tools/lab.py [--work DIR] [--fresh] [jupyter lab options...]
+
+Running is not editing. The lessons in nbs/ are committed with their outputs; opening, running and
+saving them would rewrite them (outputs, kernel metadata), dirty `git status` and block `git pull`.
+So JupyterLab opens `_lab/nbs/` (gitignored): a copy of every lesson, made the first time and kept
+afterwards, so everything a learner types and runs stays there. When a lesson in nbs/ changes (after
+a `git pull`), its copy is refreshed at the next `make lab` if the learner typed nothing in it (cell
+sources equal to the lesson they were copied from: outputs do not count); if they did, their copy is
+kept beside the new lesson as `<name>.mine.ipynb` (`.mine-2`, ... if that exists). Copies of lessons
+that no longer exist are removed when untouched. `--fresh` starts every copy again from nbs/.
+
+Settings (the same for `make lab` and `make lab-test`):
+- tools/lab_settings/overrides.json: no "get notified about Jupyter news?" pop-up, no update check;
+- kernels idle for CULL_MINUTES are shut down, even while their tab is open (each notebook's kernel
+  holds 600 to 700 MB); `Run > Run All Cells` starts a new one.
+"""
+from __future__ import annotations
+import hashlib, json, os, shutil, sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSONS = ROOT/'nbs'
+WORK = ROOT/'_lab'/'nbs'
+SETTINGS = ROOT/'tools'/'lab_settings'
+CULL_MINUTES = 20
+STATE = '.lessons'  # inside the work folder: the lesson each copy was made from
+
+def sources(nb: Path) -> list:
+    "What a learner types: each cell's type and source (outputs, counts and metadata left out)"
+    cells = json.loads(nb.read_text(encoding='utf-8')).get('cells', [])
+    return [(c.get('cell_type'), ''.join(c.get('source', ''))) for c in cells]
+
+def _free_name(folder: Path, stem: str) -> Path:
+    p, i = folder/f'{stem}.mine.ipynb', 2
+    while p.exists(): p, i = folder/f'{stem}.mine-{i}.ipynb', i + 1
+    return p
+
+def sync_copies(lessons: Path = LESSONS, work: Path = WORK, fresh: bool = False) -> list[str]:
+    "Bring the learner's copies in `work` up to date with `lessons`; returns one line per change"
+    if fresh: shutil.rmtree(work, ignore_errors=True)
+    state = work/STATE
+    state.mkdir(parents=True, exist_ok=True)
+    notes = []
+    for src in sorted(lessons.iterdir()):
+        if src.name.startswith('.') or not src.is_file(): continue
+        dst, orig = work/src.name, state/src.name
+        if src.suffix != '.ipynb':  # other files (pictures, data) are copied when missing or changed
+            if not dst.exists() or dst.read_bytes() != src.read_bytes(): shutil.copy2(src, dst)
+            continue
+        if dst.exists() and orig.exists() and orig.read_bytes() == src.read_bytes(): continue
+        if dst.exists() and (not orig.exists() or sources(dst) != sources(orig)):
+            kept = _free_name(work, src.stem)
+            dst.rename(kept)
+            notes.append(f'{src.name} changed in nbs/; your edited copy is kept as {kept.relative_to(ROOT)}')
+        shutil.copy2(src, dst)
+        shutil.copy2(src, orig)
+    for orig in sorted(state.glob('*.ipynb')):
+        if (lessons/orig.name).exists(): continue
+        dst = work/orig.name
+        if dst.exists() and sources(dst) == sources(orig): dst.unlink()
+        elif dst.exists(): notes.append(f'{orig.name} is no longer a lesson; your copy stays in {work.relative_to(ROOT)}')
+        orig.unlink()
+    return notes
+
+def lab_command(work: Path = WORK, extra=()) -> list[str]:
+    "The `jupyter lab` command line of `make lab`: root folder, settings, kernel culling"
+    cmd = [str(Path(sys.executable).parent/'jupyter'), 'lab',
+           f'--ServerApp.root_dir={work}',
+           f'--LabApp.app_settings_dir={SETTINGS}',
+           f'--MappingKernelManager.cull_idle_timeout={CULL_MINUTES*60}',
+           '--MappingKernelManager.cull_interval=60',
+           '--MappingKernelManager.cull_connected=True']
+    if hasattr(os, 'geteuid') and os.geteuid() == 0: cmd.append('--allow-root')  # JupyterLab refuses root otherwise
+    return cmd + list(extra)
+
+def main(argv=None):
+    args = list(sys.argv[1:] if argv is None else argv)
+    work, fresh = WORK, False
+    if '--fresh' in args: args.remove('--fresh'); fresh = True
+    if '--work' in args:
+        i = args.index('--work'); work = Path(args[i+1]).resolve(); del args[i:i+2]
+    for line in sync_copies(LESSONS, work, fresh): print(line)
+    print(f'Opening your copies of the lessons in {work.relative_to(ROOT) if work.is_relative_to(ROOT) else work}: '
+          f'nbs/ stays as committed. Kernels idle for {CULL_MINUTES} minutes are shut down.', flush=True)
+    cmd = lab_command(work, args)
+    os.execv(cmd[0], cmd)
+
+if __name__ == '__main__': main()
