@@ -16,7 +16,7 @@ from PIL import Image
 
 from mnist_basics.cli import EXPECTED_ERRORS
 from mnist_basics.data import check_layout, image_files, load_digits, load_split, read_digit
-from mnist_basics.similarity import baseline
+from mnist_basics.accuracy import baseline
 
 from conftest import EXE, one_error_line, run_installed, snapshot
 
@@ -205,7 +205,7 @@ def test_command(case, cli, command):
         counts = expect[1]
         if command == 'data':
             assert res['mnist_sample']['counts'] == counts
-            assert res['mnist_sample']['source'] == 'fastai'  # a folder of yours: not our build
+            assert res['mnist_sample']['source'] == 'yours'
         else:
             assert res['n'] == {k.split('/')[1]: n for k, n in counts.items() if k.startswith('valid/')}
         status, out, err = cli(command, '--path', path)  # the table, as a learner sees it
@@ -247,7 +247,7 @@ def test_mixed_plain_and_converted_files_load_the_same_pixels(sample):
 # Interrupting and odd environments
 
 def test_interrupted_command_says_so(cli, monkeypatch, sample):
-    import mnist_basics.similarity as sim
+    import mnist_basics.accuracy as sim
     def stop(**kw): raise KeyboardInterrupt
     monkeypatch.setattr(sim, 'baseline', stop)
     status, out, err = cli('baseline', '--path', sample)

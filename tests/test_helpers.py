@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from mnist_basics.data import load_digits
-from mnist_basics.ideals import ideal_digits, mean_image
-from mnist_basics.metrics import accuracy, confidence, per_class_accuracy
-from mnist_basics.similarity import PixelSimilarity, baseline, is_3, l1_distance, rmse_distance
+from mnist_basics.mean_images import ideal_digits, mean_image
+from mnist_basics.accuracy import PixelSimilarity, accuracy, baseline, confidence, is_3, per_class_accuracy
+from mnist_basics.similarity import l1_distance, rmse_distance
 
 DISTANCES = [l1_distance, rmse_distance]
 
@@ -19,8 +19,8 @@ DISTANCES = [l1_distance, rmse_distance]
 @pytest.fixture(scope='module')
 def stacks():
     "Real 3s and 7s as float stacks in [0, 1]: 300 to make the ideals, 100 to test, per class"
-    from mnist_basics.data import embedded_digits
-    X, y = embedded_digits()
+    from mnist_basics.sources import mnist_arrays
+    X, y = mnist_arrays('test')
     out = {}
     for c in ('3', '7'):
         s = torch.from_numpy(X[y == int(c)][:400].copy()).float()/255
@@ -88,17 +88,16 @@ def test_mean_image_of_integers_says_how_to_convert():
 
 
 def test_classifier_on_integer_images(model, stacks):
-    """Raw 0-255 pixels given to a classifier whose ideals are in [0, 1] must not be silently misjudged:
-    either they are scaled (same predictions as the floats) or refused with a message naming the dtype."""
+    """Raw 0-255 pixels given to a classifier whose ideals are in [0, 1] would be silently misjudged: every way in
+    (predict, predict_names, distances, score) refuses them with a TypeError naming the dtype and the conversion"""
     floats = torch.cat([stacks[split][c] for split in ('train', 'valid') for c in ('3', '7')])
-    x = (floats*255).round().to(torch.uint8)
-    try: pred = model.predict(x)
-    except (TypeError, ValueError) as e:
-        assert 'uint8' in str(e)
-        return
-    same = model.predict(x.float()/255)
-    assert torch.equal(pred, same), \
-        f"{(pred != same).sum().item()} of {len(x)} predictions change when the same images are given as 0-255 integers"
+    for dtype in (torch.uint8, torch.int64):
+        x = (floats*255).round().to(dtype)
+        for call in (model.predict, model.predict_names, model.distances, lambda t: model.score({'3': t})):
+            with pytest.raises(TypeError) as e: call(x)
+            assert str(dtype).removeprefix('torch.') in str(e.value) and '/255' in str(e.value), str(e.value)
+    # converted as the message says, the same images get the float images' predictions
+    assert torch.equal(model.predict((floats*255).round().to(torch.uint8).float()/255), model.predict(floats))
 
 
 # --------------------------------------------------------------------------------------- empty input

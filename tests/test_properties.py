@@ -11,8 +11,8 @@ import torch
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from mnist_basics.metrics import accuracy, confusion_table, per_class_accuracy
-from mnist_basics.similarity import PixelSimilarity, l1_distance, rmse_distance
+from mnist_basics.accuracy import PixelSimilarity, accuracy, confusion_table, per_class_accuracy
+from mnist_basics.similarity import l1_distance, rmse_distance
 
 props = settings(max_examples=50, deadline=None, database=None, derandomize=True)
 DISTANCES = [l1_distance, rmse_distance]

@@ -215,6 +215,10 @@ def postprocess(html: str, module_pages: dict[str, str], doc_prefixes: list[str]
     """Local links to notebooks become links to pages (`prefix` in front, for pages in a sub-folder);
     headings get Quarto-style anchors too; relative image files are added to `files` to be copied"""
     from bs4 import BeautifulSoup
+    # embedded pictures (base64 data: URIs, most of a page's bytes) stand aside while the HTML is parsed: much faster
+    data = []
+    def aside(m): data.append(m.group(1)); return f'src="data:site-{len(data) - 1}"'
+    html = re.sub(r'src="(data:[^"]{200,})"', aside, html)
     soup = BeautifulSoup(html, 'html.parser')
     for a in soup.find_all('a', href=True):
         href = a['href']
@@ -239,12 +243,12 @@ def postprocess(html: str, module_pages: dict[str, str], doc_prefixes: list[str]
         if alias not in ids:
             ids.add(alias)
             h.insert(0, soup.new_tag('span', attrs={'id': alias, 'class': 'site-anchor'}))
-    return str(soup)
+    return re.sub(r'src="data:site-(\d+)"', lambda m: f'src="{data[int(m.group(1))]}"', str(soup))
 
 def check_anchor_links(docs: dict[str, str], pages: dict[str, str]) -> dict[str, str]:
     "Unlink doc links (in `docs`) whose target anchor is not on the target page (a symbol that page does not document)"
     from bs4 import BeautifulSoup
-    ids = {n: {t['id'] for t in BeautifulSoup(h, 'html.parser').find_all(id=True)} for n, h in pages.items()}
+    ids = {n: set(re.findall(r'\sid="([^"]*)"', h)) for n, h in pages.items()}
     for n, html in docs.items():
         if 'data-site-doclink' not in html: continue
         soup = BeautifulSoup(html, 'html.parser')
@@ -317,6 +321,8 @@ def render(i: dict, ctx: dict) -> dict:
         if kind not in _exporters: _exporters[kind] = exporter(kind)
         doc = nb if kind == 'page' else marked_slides(copy.deepcopy(nb), f"{i['stem']}.ipynb")
         body, _ = _exporters[kind].from_notebook_node(doc, resources={'site': site, 'metadata': {'name': i['title']}})
+        if kind == 'slides':  # a link to a heading of this notebook: the deck may not have that heading, the page has
+            body = re.sub(r'href="#(?!/)', f'href="../{i["stem"]}.html#', body)
         res[kind] = postprocess(body, ctx['module_pages'], ctx['doc_prefixes'], '' if kind == 'page' else '../', files)
     res['files'] = files
     return res
@@ -358,6 +364,8 @@ def main(argv=None):
                module_pages={i['module']: i['href'] for i in info if i['module']}, doc_prefixes=_doc_url_prefixes())
     out.mkdir(parents=True, exist_ok=True)
     copy_assets(out, ctx['slides'])
+    # the heavy imports once, here, so that the forked workers share them
+    import nbconvert, nbdev.showdoc, torch  # noqa: F401
     with ProcessPoolExecutor(max_workers=max(1, args.workers), mp_context=multiprocessing.get_context('fork')) as pool:
         done = {r['stem']: r for r in pool.map(render, info, [ctx]*len(info))}
     by_stem = {i['stem']: i for i in info}

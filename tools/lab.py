@@ -31,6 +31,8 @@ def sources(nb: Path) -> list:
     cells = json.loads(nb.read_text(encoding='utf-8')).get('cells', [])
     return [(c.get('cell_type'), ''.join(c.get('source', ''))) for c in cells]
 
+def _shown(p: Path) -> str: return str(p.relative_to(ROOT) if p.is_relative_to(ROOT) else p)
+
 def _free_name(folder: Path, stem: str) -> Path:
     p, i = folder/f'{stem}.mine.ipynb', 2
     while p.exists(): p, i = folder/f'{stem}.mine-{i}.ipynb', i + 1
@@ -52,14 +54,14 @@ def sync_copies(lessons: Path = LESSONS, work: Path = WORK, fresh: bool = False)
         if dst.exists() and (not orig.exists() or sources(dst) != sources(orig)):
             kept = _free_name(work, src.stem)
             dst.rename(kept)
-            notes.append(f'{src.name} changed in nbs/; your edited copy is kept as {kept.relative_to(ROOT)}')
+            notes.append(f'{src.name} changed in nbs/; your edited copy is kept as {_shown(kept)}')
         shutil.copy2(src, dst)
         shutil.copy2(src, orig)
     for orig in sorted(state.glob('*.ipynb')):
         if (lessons/orig.name).exists(): continue
         dst = work/orig.name
         if dst.exists() and sources(dst) == sources(orig): dst.unlink()
-        elif dst.exists(): notes.append(f'{orig.name} is no longer a lesson; your copy stays in {work.relative_to(ROOT)}')
+        elif dst.exists(): notes.append(f'{orig.name} is no longer a lesson; your copy stays in {_shown(work)}')
         orig.unlink()
     return notes
 
@@ -81,7 +83,7 @@ def main(argv=None):
     if '--work' in args:
         i = args.index('--work'); work = Path(args[i+1]).resolve(); del args[i:i+2]
     for line in sync_copies(LESSONS, work, fresh): print(line)
-    print(f'Opening your copies of the lessons in {work.relative_to(ROOT) if work.is_relative_to(ROOT) else work}: '
+    print(f'Opening your copies of the lessons in {_shown(work)}: '
           f'nbs/ stays as committed. Kernels idle for {CULL_MINUTES} minutes are shut down.', flush=True)
     cmd = lab_command(work, args)
     os.execv(cmd[0], cmd)

@@ -29,6 +29,7 @@ from lab import ROOT, LESSONS, lab_command, sync_copies  # noqa: E402
 
 TEST = ROOT/'_lab'/'test'
 SHOTS = ROOT/'_lab'/'screenshots'
+TIMES = ROOT/'_lab'/'lab-test-times.json'
 FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
          '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage']
 RUN_TIMEOUT = 150  # seconds for one notebook's Run All
@@ -128,18 +129,20 @@ class Server:
 
 STATE_JS = """() => {
   const ind = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator');
-  const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(p => p.textContent);
+  const nb = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)') || document;
+  const prompts = [...nb.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(p => p.textContent);
   const dialog = document.querySelector('.jp-Dialog');
   return {status: ind ? ind.getAttribute('data-status') : null, running: prompts.filter(t => t.includes('*')).length,
           executed: prompts.filter(t => /\[\d+\]/.test(t)).length,
-          cells: document.querySelectorAll('.jp-Notebook .jp-Cell').length, dialog: dialog ? dialog.innerText.slice(0, 200) : null,
+          cells: nb.querySelectorAll('.jp-Cell').length, dialog: dialog ? dialog.innerText.slice(0, 200) : null,
           news: [...document.querySelectorAll('.Toastify, .jp-Notification-Toast, .jp-toast-message')].some(t => /news/i.test(t.textContent))};
 }"""
 WIDGETS_JS = r"""(reprPattern) => {
   // textContent, not innerText: JupyterLab skips rendering cells out of view, and innerText of those is empty
   const repr = new RegExp(reprPattern), out = [];
   let shown = 0;
-  for (const o of document.querySelectorAll('.jp-OutputArea-output')) {
+  const nb = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)') || document;
+  for (const o of nb.querySelectorAll('.jp-OutputArea-output')) {
     const text = o.textContent || '';
     const mime = o.getAttribute('data-mime-type');
     if (/Error displaying widget|Loading widget/.test(text)) out.push('widget not displayed: ' + text.slice(0, 120));
@@ -148,12 +151,13 @@ WIDGETS_JS = r"""(reprPattern) => {
   }
   return {problems: out, shown};
 }"""
-# What a cell's output shows, minus the slider that is being moved (its readout changes by itself)
+# What a cell's output shows, minus the slider that is being moved (its readout changes by itself): its
+# text and its pictures (blob: or data: URLs, new ones for a new picture)
 OUTPUT_JS = """(el) => {
   const area = el.closest('.jp-Cell').querySelector('.jp-Cell-outputArea') || el.closest('.jp-OutputArea');
   const copy = area.cloneNode(true);
   copy.querySelectorAll('.widget-slider, .widget-hslider, .widget-vslider').forEach(e => e.remove());
-  return copy.innerHTML;
+  return {text: copy.textContent.replace(/\s+/g, ' ').trim(), pictures: [...copy.querySelectorAll('img')].map(i => i.getAttribute('src') || '')};
 }"""
 
 async def menu(page, top: str, item: str):
@@ -180,7 +184,7 @@ async def shot(el, name: str):
     except Exception as e: print(f'     (screenshot {name} failed: {str(e).splitlines()[0][:100]})')
 
 async def check_sliders(page, stem: str, problems: list) -> int:
-    handles = page.locator('.jp-OutputArea-output .widget-slider .noUi-handle, .jp-OutputArea-output .widget-hslider .noUi-handle')
+    handles = page.locator('.jp-NotebookPanel:not(.lm-mod-hidden)').locator('.jp-OutputArea-output .widget-slider .noUi-handle, .jp-OutputArea-output .widget-hslider .noUi-handle')
     n = await handles.count()
     for i in range(n):
         h = handles.nth(i)
@@ -192,14 +196,17 @@ async def check_sliders(page, stem: str, problems: list) -> int:
         await h.focus()
         await page.keyboard.press('ArrowLeft' if now is not None and now == top else 'ArrowRight')
         t0, after = time.time(), before
-        while time.time() - t0 < 15 and after == before:
+        while time.time() - t0 < 15 and after['pictures'] == before['pictures']:
             await asyncio.sleep(0.25)
             after = await h.evaluate(OUTPUT_JS)
         await asyncio.sleep(0.3)  # let a picture finish drawing before the screenshot
         await shot(area, f'{stem}-slider{i}-after.png')
         moved = await h.get_attribute('aria-valuenow')
         if moved == now: problems.append(f'slider {i}: the keyboard did not move it (value {now})')
-        elif after == before: problems.append(f'slider {i}: moved from {now} to {moved}, its output did not change')
+        elif not before['pictures'] or not after['pictures']:
+            problems.append(f'slider {i}: its output shows no picture' + (' after a move' if before['pictures'] else ''))
+        elif after['pictures'] == before['pictures']: problems.append(f'slider {i}: moved from {now} to {moved}, its picture did not change')
+        elif before['text'] and after['text'] == before['text']: problems.append(f'slider {i}: moved from {now} to {moved}, its text did not change')
     return n
 
 async def draw(page, pad, strokes):
@@ -211,7 +218,7 @@ async def draw(page, pad, strokes):
         await page.mouse.up()
 
 async def check_canvases(page, stem: str, problems: list, answers: list) -> int:
-    widgets = page.locator('.jp-OutputArea-output .mnist-draw')
+    widgets = page.locator('.jp-NotebookPanel:not(.lm-mod-hidden)').locator('.jp-OutputArea-output .mnist-draw')
     n = await widgets.count()
     for i in range(n):
         w = widgets.nth(i)
@@ -235,116 +242,154 @@ async def check_canvases(page, stem: str, problems: list, answers: list) -> int:
                 if not m or m.group() != digit: problems.append(f'canvas {i}: drew a {digit}, the answer was "{s}"')
     return n
 
-async def run_notebook(ctx, server: Server, work: Path, nb: str, sem) -> tuple[str, list, str]:
-    async with sem:
-        t0, problems, notes = time.time(), [], []
-        stem = Path(nb).stem
-        page = await ctx.new_page()
-        page.on('pageerror', lambda e: problems.append(f'uncaught exception in the page: {str(e)[:160]}'))
-        try:
-            saved_before = (work/nb).stat().st_mtime_ns
-            n_code = sum(c['cell_type'] == 'code' and ''.join(c['source']).strip() != ''
-                         for c in json.loads((work/nb).read_text(encoding='utf-8'))['cells'])
-            await page.goto(f'{server.base}/lab/workspaces/test-{stem}/tree/{nb}?token={server.token}', timeout=60_000)
-            await page.wait_for_selector('.jp-NotebookPanel .jp-Notebook-ExecutionIndicator', timeout=60_000)
-            if not await wait_state(page, lambda s: s['status'] == 'idle', 60, 'the kernel starting', problems): raise Stop
-            side = page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current')
-            if await side.count(): await side.first.click()  # fold the file browser away: more notebook in the screenshots
-            for attempt in range(3):  # the menu item does nothing until the notebook is ready: try again
-                await menu(page, 'Run', 'Run All Cells$')
-                if not n_code or await wait_state(page, lambda s: s['running'] or s['executed'], 10, 'Run All starting', []): break
-            else: problems.append('Run All Cells did not start the cells'); raise Stop
-            if not await wait_state(page, lambda s: s['status'] == 'idle' and s['running'] == 0, RUN_TIMEOUT, 'Run All finishing', problems):
-                raise Stop
-            run_s = time.time() - t0
-            executed = (await page.evaluate(STATE_JS))['executed']
-            for _ in range(60):  # widget views load after their cell has finished
-                w = await page.evaluate(WIDGETS_JS, WIDGET_REPR.pattern)
-                if not any('Loading widget' in x for x in w['problems']): break
-                await asyncio.sleep(0.5)
-            problems += w['problems']
-            n_sliders = await check_sliders(page, stem, problems)
-            answers = []
-            n_pads = await check_canvases(page, stem, problems, answers)
-            await menu(page, 'File', 'Save Notebook$|Save$')
-            for _ in range(50):
-                if (work/nb).stat().st_mtime_ns != saved_before: break
-                await asyncio.sleep(0.2)
-            await asyncio.sleep(0.3)
-            cells = json.loads((work/nb).read_text(encoding='utf-8'))['cells']
-            outs = [(i, o) for i, c in enumerate(cells) for o in c.get('outputs', [])]
-            for i, o in outs:
-                if o.get('output_type') == 'error': problems.append(f"cell {i}: {o.get('ename')}: {' | '.join(str(o.get('evalue')).splitlines())[:200]}")
-            if executed < n_code and not any(o.get('output_type') == 'error' for _, o in outs):
-                problems.append(f'only {executed} of {n_code} code cells ran')
-            n_widgets = sum(WIDGET_MIME in o.get('data', {}) for _, o in outs)
-            if w['shown'] < n_widgets: problems.append(f"{n_widgets} widget outputs, {w['shown']} shown as widgets")
-            await page.evaluate("() => { const s = document.querySelector('.jp-NotebookPanel .jp-WindowedPanel-outer'); if (s) s.scrollTop = 0; }")
+async def open_lab(browser, server: Server, name: str):
+    "A browser page with JupyterLab loaded on an empty workspace of its own"
+    # a context of its own: JupyterLab tells its windows apart by name, and two at once in one context clash
+    ctx = await browser.new_context(viewport={'width': 1280, 'height': 1000})
+    # nothing may come from another host
+    await ctx.route('**/*', lambda r: r.continue_() if r.request.url.startswith((server.base, 'data:', 'blob:')) else r.abort())
+    page = await ctx.new_page()
+    errors = []
+    page.on('pageerror', lambda e: errors.append(f'uncaught exception in the page: {str(e)[:160]}'))
+    await page.goto(f'{server.base}/lab/workspaces/{name}?reset&token={server.token}', timeout=90_000)
+    await page.wait_for_selector('.lm-MenuBar-itemLabel', timeout=90_000)
+    return ctx, page, errors
+
+async def open_notebook(page, nb: str):
+    "File > Open from Path...: the notebook opens in the JupyterLab already loaded (no page load)"
+    await menu(page, 'File', 'Open from Path')
+    box = page.locator('.jp-Dialog input')
+    await box.fill(nb)
+    await box.press('Enter')
+    await page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current', has_text=nb).wait_for(timeout=60_000)
+    await page.wait_for_selector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator', timeout=60_000)
+    side = page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current')
+    if await side.count(): await side.first.click()  # fold the file browser away: more notebook in the screenshots
+
+async def run_notebook(page, errors: list, server: Server, work: Path, nb: str) -> tuple[str, list, list, float]:
+    t0, problems, notes = time.time(), [], []
+    stem = Path(nb).stem
+    errors.clear()
+    try:
+        saved_before = (work/nb).stat().st_mtime_ns
+        n_code = sum(c['cell_type'] == 'code' and ''.join(c['source']).strip() != ''
+                     for c in json.loads((work/nb).read_text(encoding='utf-8'))['cells'])
+        await open_notebook(page, nb)
+        if not await wait_state(page, lambda s: s['status'] == 'idle', 60, 'the kernel starting', problems): raise Stop
+        for attempt in range(3):  # the menu item does nothing until the notebook is ready: try again
+            await menu(page, 'Run', 'Run All Cells$')
+            if not n_code or await wait_state(page, lambda s: s['running'] or s['executed'], 10, 'Run All starting', []): break
+        else: problems.append('Run All Cells did not start the cells'); raise Stop
+        if not await wait_state(page, lambda s: s['status'] == 'idle' and s['running'] == 0, RUN_TIMEOUT, 'Run All finishing', problems):
+            raise Stop
+        run_s = time.time() - t0
+        for _ in range(60):  # widget views load after their cell has finished
+            w = await page.evaluate(WIDGETS_JS, WIDGET_REPR.pattern)
+            if not any('Loading widget' in x for x in w['problems']): break
+            await asyncio.sleep(0.5)
+        problems += w['problems']
+        n_sliders = await check_sliders(page, stem, problems)
+        answers = []
+        n_pads = await check_canvases(page, stem, problems, answers)
+        await menu(page, 'File', 'Save Notebook$|Save$')
+        for _ in range(50):
+            if (work/nb).stat().st_mtime_ns != saved_before: break
             await asyncio.sleep(0.2)
-            await page.screenshot(path=str(SHOTS/f'{stem}.png'))
-            notes.append(f'{executed} cells run, {run_s:.0f} s, {n_widgets} widgets, {n_sliders} sliders moved, {n_pads} canvases')
-            notes += answers
-        except Stop: pass
-        except Exception as e:
-            problems.append(f'{type(e).__name__}: {str(e).splitlines()[0][:200]}')
-        finally:
-            try: await page.screenshot(path=str(SHOTS/f'{stem}.png')) if problems else None
+        await asyncio.sleep(0.3)
+        cells = json.loads((work/nb).read_text(encoding='utf-8'))['cells']
+        outs = [(i, o) for i, c in enumerate(cells) for o in c.get('outputs', [])]
+        for i, o in outs:
+            if o.get('output_type') == 'error': problems.append(f"cell {i}: {o.get('ename')}: {' | '.join(str(o.get('evalue')).splitlines())[:200]}")
+        executed = sum(c['cell_type'] == 'code' and c.get('execution_count') is not None for c in cells)
+        if executed < n_code and not any(o.get('output_type') == 'error' for _, o in outs):
+            problems.append(f'only {executed} of {n_code} code cells ran')
+        n_widgets = sum(WIDGET_MIME in o.get('data', {}) for _, o in outs)
+        if w['shown'] < n_widgets: problems.append(f"{n_widgets} widget outputs, {w['shown']} shown as widgets")
+        await page.evaluate("() => { const s = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-WindowedPanel-outer'); if (s) s.scrollTop = 0; }")
+        await asyncio.sleep(0.2)
+        await page.screenshot(path=str(SHOTS/f'{stem}.png'))
+        counts = [(n_widgets, 'widget'), (n_sliders, 'slider moved'), (n_pads, 'canvas drawn on')]
+        notes.append(f'{executed} cells run in {run_s:.0f} s' + ''.join(f', {k} {w}' for k, w in counts if k))
+        notes += answers
+    except Stop: pass
+    except Exception as e:
+        problems.append(f'{type(e).__name__}: {str(e).splitlines()[0][:200]}')
+    finally:
+        if problems:
+            try: await page.screenshot(path=str(SHOTS/f'{stem}.png'))
             except Exception: pass
-            await page.close()
-            try: await asyncio.to_thread(server.shutdown_kernels, nb)
-            except Exception: pass
-        problems = list(dict.fromkeys(problems))
-        print(f"{'PASS' if not problems else 'FAIL'} {nb} ({time.time()-t0:.0f} s; {'; '.join(notes)})", flush=True)
-        for p in problems: print(f'     {p}', flush=True)
-        return nb, problems, notes
+        try:  # close the tab (the copy is saved, or failed anyway: do not keep it), then stop its kernel
+            await menu(page, 'File', 'Close Tab')
+            discard = page.locator('.jp-Dialog .jp-mod-warn, .jp-Dialog button:has-text("Discard")')
+            await page.wait_for_timeout(300)
+            if await discard.count(): await discard.first.click()
+        except Exception: pass
+        try: await asyncio.to_thread(server.shutdown_kernels, nb)
+        except Exception: pass
+    problems = list(dict.fromkeys(problems + errors))
+    print(f"{'PASS' if not problems else 'FAIL'} {nb} ({time.time()-t0:.0f} s" + ''.join(f'; {x}' for x in notes) + ')', flush=True)
+    for p in problems: print(f'     {p}', flush=True)
+    return nb, problems, notes, time.time() - t0
+
+async def worker(k: int, browser, server: Server, work: Path, queue: list, results: list):
+    "One browser page: JupyterLab loaded once, the notebooks from `queue` opened in it one after another"
+    ctx, page, errors = await open_lab(browser, server, f'lab-test-{k}')
+    try:
+        while queue:
+            results.append(await run_notebook(page, errors, server, work, queue.pop(0)))
+    finally: await ctx.close()
 
 async def drive(server: Server, work: Path, names: list[str], jobs: int):
     from playwright.async_api import async_playwright
+    results, queue = [], list(names)
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=chromium_path(), headless=True, args=FLAGS)
-        try:
-            ctx = await browser.new_context(viewport={'width': 1280, 'height': 1000})
-            # nothing may come from another host
-            await ctx.route('**/*', lambda r: r.continue_() if r.request.url.startswith((server.base, 'data:', 'blob:')) else r.abort())
-            sem = asyncio.Semaphore(jobs)
-            return await asyncio.gather(*(run_notebook(ctx, server, work, nb, sem) for nb in names))
+        try: await asyncio.gather(*(worker(k, browser, server, work, queue, results) for k in range(jobs)))
         finally: await browser.close()
+    return results
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('names', nargs='*', help='notebooks to run (default: every notebook in nbs/)')
     ap.add_argument('--jobs', type=int, default=2, help='notebooks run at once')
+    ap.add_argument('--lessons', default=str(LESSONS), help='the folder of notebooks to copy and run (default nbs/)')
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # stopped from outside: still stop the server and kernels (finally below)
+        signal.signal(sig, lambda n, f: sys.exit(128 + n))
     chromium_path()
     git_before = git_state()
     shutil.rmtree(TEST, ignore_errors=True); shutil.rmtree(SHOTS, ignore_errors=True)
     TEST.mkdir(parents=True); SHOTS.mkdir(parents=True)
     work = TEST/'nbs'
-    sync_copies(LESSONS, work, fresh=True)
-    names = sorted(p.name for p in LESSONS.glob('*.ipynb'))
+    lessons = Path(args.lessons).resolve()
+    sync_copies(lessons, work, fresh=True)
+    names = sorted(p.name for p in lessons.glob('*.ipynb'))
     if args.names: names = [n for n in names if any(a in n for a in args.names)]
+    times = json.loads(TIMES.read_text()) if TIMES.is_file() else {}
+    names.sort(key=lambda n: -times.get(n, 60))  # the slowest first (last run's times), so none is left running alone at the end
     results, server = [], None
     try:
         server = Server(work)
         server.wait_ready()
         print(f'JupyterLab up at {server.base} in {time.perf_counter()-t0:.0f} s; {len(names)} notebooks, {args.jobs} at a time', flush=True)
         results = list(asyncio.run(drive(server, work, names, args.jobs)))
-    except Exception as e:
-        results.append(('(JupyterLab)', [f'{type(e).__name__}: {e}'], []))
+        TIMES.write_text(json.dumps({**times, **{r[0]: round(r[3]) for r in results}}, indent=1))
+    except (Exception, KeyboardInterrupt, SystemExit) as e:
+        results.append(('(JupyterLab)', [f'{type(e).__name__}: {e}'], [], 0))
         print(f'FAIL {results[-1][0]}: {results[-1][1][0]}')
     finally:
         if server:
             killed = server.stop()
             ok = server.proc.poll() is not None
-            results.append(('server and kernels stopped', [] if ok else ['the server is still running'], []))
+            results.append(('server and kernels stopped', [] if ok else ['the server is still running'], [], 0))
             print(f"{'PASS' if ok else 'FAIL'} server and kernels stopped" + (f" (killed: {', '.join(killed)})" if killed else ''))
     git_after = git_state()
     changed = sorted({line.strip() for line, _ in set(git_before.items()) ^ set(git_after.items())})
-    results.append(('git status unchanged', [f'changed: {c}' for c in changed], []))
+    results.append(('git status unchanged', [f'changed: {c}' for c in changed], [], 0))
     print(f"{'FAIL' if changed else 'PASS'} git status " + ('changed while the test ran: ' + ', '.join(changed) if changed
           else 'clean' if not git_after else f'unchanged ({len(git_after)} entries were already there before the test)'))
-    nfail = sum(bool(p) for _, p, _ in results)
+    nfail = sum(bool(r[1]) for r in results)
     print(f'screenshots in {SHOTS.relative_to(ROOT)}; {time.perf_counter()-t0:.0f} s')
     print(f'{len(results) - nfail} passed, {nfail} failed')
     sys.exit(1 if nfail else 0)

@@ -35,7 +35,8 @@ that no longer match the code, not a different machine, so:
 - pictures (PNG/JPEG) must have the same size in pixels, and the pixels may differ by at most 2 levels
   (of 255) on average, with at most 2% of them differing by more than 32 levels: font hinting and
   anti-aliasing of another matplotlib/FreeType, not another picture;
-- the same number and kinds of outputs per cell, in the same order (stream outputs of one cell merged).
+- the same number and kinds of outputs per cell, in the same order (stream outputs of one cell merged);
+  stderr (warnings, whose wording and line numbers come with the library versions) is not compared.
 `--exact` turns the tolerances off (numbers as printed, pictures pixel for pixel), for checking on the
 machine that wrote the outputs.
 
@@ -143,7 +144,7 @@ MASKS = [  # (pattern, replacement), applied in order
     (re.compile(r'^(mnist_sample|mnist_png): .*$', re.M), r'\1: <data source>'),
     (re.compile(r"^'(?:shipped|fastai)'$"), "'<data source>'"),
     (re.compile(r'("source":\s*)"(?:shipped|fastai)"'), r'\1"<data source>"'),
-    (re.compile(r'(<[^<>\n]*?)( at 0x[0-9a-fA-F]+)(>)'), r'\1\3'),                               # as nbdev-clean does
+    (re.compile(r'(<.*?)( at 0x[0-9a-fA-F]+)(>)'), r'\1\3'),                                     # as nbdev-clean does
     (re.compile(r'\b\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?'), '<date>'),
     (re.compile(r'\b(?:\d{1,2}:)?\d{2}:\d{2}(?:\.\d+)?(?!\d)'), '<clock>'),                       # 00:01, 0:00:01 (fastprogress, fastai)
     (re.compile(r'(?<![\w.])\d+(?:\.\d+)?(?:e[-+]?\d+)?\s?(?:ms|µs|us|ns|secs?|seconds|min|minutes|it/s|s/it)\b'), '<time>'),
@@ -197,7 +198,7 @@ def text_differs(a: str, b: str, exact: bool, timing: bool) -> str | None:
         return f'{bad[0][0]} (committed) != {bad[0][1]} (fresh)' + (f' and {len(bad)-1} more number(s)' if len(bad) > 1 else '')
     diff = [l for l in difflib.unified_diff(a.splitlines(), b.splitlines(), 'committed', 'fresh', lineterm='', n=0)
             if not l.startswith('@@')][2:10]
-    return 'text differs:\n      ' + '\n      '.join(l[:160] for l in diff)
+    return 'text differs (- committed, + fresh):\n      ' + '\n      '.join(l[:160] for l in diff)
 
 def image_differs(a: str, b: str, exact: bool, timing: bool) -> str | None:
     import numpy as np
@@ -225,7 +226,8 @@ def normalise(outputs: list) -> list[dict]:
                 out.append(s)
         else: out.append(o)
     for s in streams.values(): s['text'] = PROGRESS.sub('', as_terminal(s['text']))
-    return [o for o in out if not (o.get('output_type') == 'stream' and not o['text'].strip())]
+    # stderr holds warnings, whose wording, file names and line numbers come with the library versions: not compared
+    return [o for o in out if not (o.get('output_type') == 'stream' and (o.get('name') == 'stderr' or not o['text'].strip()))]
 
 def _kind(o) -> str: return f"{o.get('output_type')} {o.get('name', '')}".strip()
 
@@ -267,12 +269,15 @@ def first_difference(nb, fresh: dict, exact=False) -> str | None:
 
 _STYLER = re.compile(r'\bT_[0-9a-f]{5}(?=[_"\s#])')
 def _stable_ids(o, key: str):
-    "pandas Styler gives each table a random id: make it one derived from the notebook and cell, so rewrites are byte-identical"
+    """pandas Styler gives each table a random id, a widget a random model id: make them ids derived from the notebook
+    and cell, so that rewriting the outputs gives the same bytes"""
     import hashlib
+    h = hashlib.sha256(key.encode()).hexdigest()
     for mime, v in (o.get('data') or {}).items():
         if mime == 'text/html':
-            new = 'T_' + hashlib.sha256(key.encode()).hexdigest()[:5]
-            o['data'][mime] = [_STYLER.sub(new, x) for x in v] if isinstance(v, list) else _STYLER.sub(new, v)
+            o['data'][mime] = [_STYLER.sub('T_' + h[:5], x) for x in v] if isinstance(v, list) else _STYLER.sub('T_' + h[:5], v)
+        elif mime == 'application/vnd.jupyter.widget-view+json' and isinstance(v, dict) and 'model_id' in v:
+            o['data'][mime] = {**v, 'model_id': h[:32]}
     return o
 
 def write_outputs(path: Path, fresh: dict):

@@ -65,7 +65,7 @@ def check_links(page: Path, site: Path) -> list[str]:
         if u.fragment.startswith('/'): continue          # reveal.js's own #/slide routes
         target = (page.parent/unquote(u.path)).resolve() if u.path else page
         if not target.is_file(): problems.append(f'broken link "{href}": no such page'); continue
-        if u.fragment and target.suffix == '.html' and unquote(u.fragment) not in ids_of(target):
+        if u.fragment and target.suffix == '.html' and not {u.fragment, unquote(u.fragment)} & ids_of(target):
             problems.append(f'broken link "{href}": no anchor #{u.fragment} on {target.name}')
     return problems
 
@@ -95,13 +95,14 @@ def check_content(page: Path, nb_path: Path, is_deck: bool) -> list[str]:
     soup = BeautifulSoup(page.read_text(encoding='utf-8'), 'html.parser')
     blocks = soup.select('.jp-InputArea-editor')
     codes = [_ws(b.get_text()) for b in blocks]
+    page_lines = {_ws(l) for b in blocks for l in b.get_text().splitlines()}
     cells = _cells(nb_path)
     problems = []
-    def shown(line): return any(line in c for c in codes)
-    # lines unique to the cells that must not be shown (a line that a shown cell also has proves nothing)
+    def shown(line): return line in page_lines
+    # lines unique to the cells that must not be shown (a line that a shown cell also has, or holds, proves nothing)
     def unique_lines(bad, good):
-        keep = {l for c in good for l in c['lines']}
-        return [(i, l) for i, c in bad for l in c['lines'] if l not in keep]
+        keep = [_ws(l) for c in good for l in c['src'].splitlines()]
+        return [(i, l) for i, c in bad for l in c['lines'] if not any(l in k for k in keep)]
     visible = [c for c in cells if not c['hidden']]
     for i, l in unique_lines([(i, c) for i, c in enumerate(cells) if c['hidden'] and c['type'] == 'code'], visible):
         if shown(l): problems.append(f'a line of hidden cell {i} is shown: {l[:80]!r}'); break
