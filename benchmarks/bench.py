@@ -37,7 +37,7 @@ def child(*args) -> dict:
     if r.returncode: raise RuntimeError(f"child {args} failed:\n{r.stderr}")
     return json.loads(r.stdout.strip().splitlines()[-1])
 
-def ms(t:float) -> str: return f"{t*1000:,.0f} ms" if t < 10 else f"{t:,.1f} s"
+def ms(t:float) -> str: return f"{t*1000:,.0f} ms" if t < 1 else f"{t:,.2f} s"
 
 def table(header:list[str], rows:list[list]) -> str:
     out = ['| ' + ' | '.join(header) + ' |', '|' + '|'.join('---' for _ in header) + '|']

@@ -8,12 +8,19 @@ Docs: https://mnist-basics.github.io/mnist_basics/exercises.html.md"""
 from __future__ import annotations
 import math
 from dataclasses import dataclass
+from pathlib import Path
+import numpy as np
+import torch
+import torch.nn.functional as F
+from .data import image_files
+from .similarity import l1_distance, rmse_distance, mnist_distance
+from .accuracy import DISTANCES
 
 # %% auto #0
-__all__ = ['Verdict', 'verdict', 'pixel_value', 'shifted_pixel', 'batch_shape', 'shape_of', 'scaled_max', 'mean_shape',
-           'shifted_centre', 'l1_and_rmse', 'nearer_ideal_after_shift', 'row_percentages', 'distance_shape',
-           'class_accuracy', 'class_hurt_most_by_shift', 'cube_gradient', 'higher_or_lower', 'first_loss',
-           'batches_in_epoch', 'true_accuracy', 'valid_count', 'parameter_count', 'softmax_by_hand', 'odd_doubled',
+__all__ = ['Verdict', 'verdict', 'valid_count', 'pixel_value', 'shifted_pixel', 'batch_shape', 'shape_of', 'scaled_max',
+           'mean_shape', 'shifted_centre', 'l1_and_rmse', 'nearer_ideal_after_shift', 'row_percentages',
+           'distance_shape', 'class_accuracy', 'class_hurt_most_by_shift', 'cube_gradient', 'higher_or_lower',
+           'first_loss', 'batches_in_epoch', 'true_accuracy', 'parameter_count', 'softmax_by_hand', 'odd_doubled',
            'bottom_right_corner', 'pairs_function']
 
 # %% ../nbs/91_exercises.ipynb #9ac24a1d
@@ -26,7 +33,6 @@ class Verdict:
     def __repr__(self): return f"{'Right' if self.ok else 'Not yet'}: {self.why}"
     def _repr_markdown_(self): return f"{'✅ **Right**' if self.ok else '❌ **Not yet**'}: {self.why}"
 
-# %% ../nbs/91_exercises.ipynb #723b5c52
 def _as_plain(x):
     "Tensors and arrays as nested Python values, so answers of any kind compare alike"
     if hasattr(x, 'tolist'): return x.tolist()
@@ -44,6 +50,7 @@ def verdict(answer, # the learner's answer
     "Compare `answer` with `expected` and say why it is right or wrong, without revealing `expected`"
     if answer is None or answer is Ellipsis: return Verdict(False, f"replace the placeholder with your {what}. {hint}".strip())
     a, e = _as_plain(answer), _as_plain(expected)
+    if isinstance(e, str): a = str(a)  # a class named '3' may be answered as 3
     if _number(e):
         if not _number(a): return Verdict(False, f"the {what} is a number, you gave {type(answer).__name__}. {hint}".strip())
         if math.isclose(a, e, rel_tol=tol, abs_tol=tol): return Verdict(True, f"that is the {what}.")
@@ -57,25 +64,25 @@ def verdict(answer, # the learner's answer
     if a == e: return Verdict(True, f"that is the {what}.")
     return Verdict(False, f"that is not the {what}. {hint}".strip())
 
+# %% ../nbs/91_exercises.ipynb #3b824a59
+def valid_count(answer, # your number of validation images
+                path, # the `MNIST_SAMPLE` folder
+               ) -> Verdict:
+    "Is `answer` the number of images in the validation set of `path`, every class together?"
+    expected = sum(len(image_files(d)) for d in (Path(path)/'valid').iterdir() if d.is_dir())
+    return verdict(answer, expected, 'number of validation images', tol=0,
+                   hint="count the files in every class folder of `valid`, e.g. with `len(...)` on `load_split(path, 'valid')`'s stacks.")
+
 # %% ../nbs/91_exercises.ipynb #298a636a
-import numpy as np
-import torch
-
-def _pixels(img) -> torch.Tensor:
-    "One grayscale image (PIL image, array or tensor) as a tensor"
-    return img if isinstance(img, torch.Tensor) else torch.as_tensor(np.array(img))
-
-# %% ../nbs/91_exercises.ipynb #42da8905
 def pixel_value(answer, # your value for the pixel
                 img, # the image the question is about
                 row:int, # the pixel's row
                 col:int, # the pixel's column
                ) -> Verdict:
     "Is `answer` the value of the pixel at (`row`, `col`) of `img`?"
-    return verdict(answer, int(_pixels(img)[row, col]), f'value of the pixel at row {row}, column {col}', tol=0,
+    return verdict(answer, int(np.array(img)[row, col]), f'value of the pixel at row {row}, column {col}', tol=0,
                    hint='Find the row label on the left and the column label on top; rows come first.')
 
-# %% ../nbs/91_exercises.ipynb #a5193919
 def shifted_pixel(answer, # your prediction
                   img, # the image that is moved
                   shift:int, # columns to the right (negative: to the left), as in `torch.roll(t, shift, dims=1)`
@@ -83,11 +90,10 @@ def shifted_pixel(answer, # your prediction
                   col:int, # the pixel's column
                  ) -> Verdict:
     "Is `answer` the value at (`row`, `col`) of `img` after rolling it `shift` columns to the right?"
-    moved = torch.roll(_pixels(img), shift, dims=1)
+    moved = torch.roll(torch.as_tensor(np.array(img)), shift, dims=1)
     return verdict(answer, int(moved[row, col]), f'value at row {row}, column {col} after the shift', tol=0,
                    hint=f'Every pixel moves {shift} columns to the right: which column of the original lands on column {col}?')
 
-# %% ../nbs/91_exercises.ipynb #bf37612c
 def batch_shape(answer, # your shape, as a tuple
                 n_images:int, # images in the batch
                 width:int, # width of each image, in pixels
@@ -106,7 +112,6 @@ def shape_of(answer, # your shape, as a tuple
     return verdict(tuple(answer) if isinstance(answer, (list, torch.Size)) else answer, tuple(t.shape), 'shape',
                    hint='A plain number as an index removes its axis; a slice keeps the axis, with as many items as it picks.')
 
-# %% ../nbs/91_exercises.ipynb #e18e07ff
 def scaled_max(answer, # your prediction
                stack:torch.Tensor, # a stack of byte images (n, height, width)
                divisor:float, # what the bytes are divided by
@@ -124,22 +129,16 @@ def mean_shape(answer, # your shape, as a tuple
     return verdict(answer, tuple(torch.as_tensor(t).float().mean(dim).shape), f'shape of the mean over axis {dim}',
                    hint=f'Start from the shape {tuple(t.shape)}: what happens to axis {dim}?')
 
-# %% ../nbs/91_exercises.ipynb #93bb3764
 def shifted_centre(answer, # your prediction
                    stack:torch.Tensor, # a float stack of images (n, height, width)
                    shift:int, # columns every image is rolled to the right
                   ) -> Verdict:
     "Is `answer` the column of the centre of mass of the mean image after rolling every image `shift` columns right?"
     mean = torch.roll(torch.as_tensor(stack).float(), shift, dims=-1).mean(0)
-    cols = torch.arange(mean.shape[-1], dtype=mean.dtype)
-    return verdict(answer, ((mean.sum(0)*cols).sum()/mean.sum()).item(), 'column of the centre of mass', tol=0.01,
+    return verdict(answer, ((mean.sum(0)*torch.arange(mean.shape[-1], dtype=mean.dtype)).sum()/mean.sum()).item(), 'column of the centre of mass', tol=0.01,
                    hint='Every image moves by the same amount; what does that do to their average, and to its centre?')
 
 # %% ../nbs/91_exercises.ipynb #1980183a
-import torch
-from .similarity import l1_distance, rmse_distance, mnist_distance
-
-# %% ../nbs/91_exercises.ipynb #33142f7a
 def l1_and_rmse(answer, # your `(l1, rmse)` pair
                 image:torch.Tensor, # the image you measured
                 ideal:torch.Tensor, # the ideal digit you measured it against
@@ -157,7 +156,6 @@ def nearer_ideal_after_shift(answer, # your prediction: a class name such as '3'
     "Is `answer` the class of the ideal nearest (L1) to `image` rolled `shift` pixels to the right?"
     moved = torch.roll(torch.as_tensor(image), shift, dims=-1)
     d = {c: l1_distance(moved, m).item() for c, m in ideals.items()}
-    if answer is not None and answer is not Ellipsis: answer = str(answer)
     return verdict(answer, min(d, key=d.get), f'class of the nearer ideal after a shift of {shift}',
                    hint='Each pixel is compared with the same pixel of the ideal: where does the moved ink land?')
 
@@ -177,17 +175,10 @@ def distance_shape(answer, # your predicted shape as a tuple, or 'error'
     "Is `answer` the shape of `mnist_distance(a, b)`, or `'error'` if that call fails?"
     try: expected = tuple(mnist_distance(a, b).shape)
     except ValueError: expected = 'error'
-    what, hint = "shape (or 'error')", 'Line the shapes up on the right, stretch the size-1 axes, then drop the last two axes (averaged away).'
-    if answer is None or answer is Ellipsis: return verdict(answer, expected, what, hint=hint)
-    if isinstance(answer, list): answer = tuple(answer)
-    if (answer == 'error') != (expected == 'error'): return Verdict(False, f"that is not the {what}. {hint}")
-    return verdict(answer, expected, what, tol=0, hint=hint)
+    return verdict(answer, expected, "shape (or 'error')", tol=0,
+                   hint='Line the shapes up on the right, stretch the size-1 axes, then drop the last two axes (averaged away).')
 
 # %% ../nbs/91_exercises.ipynb #22542a0d
-import torch.nn.functional as F
-from .accuracy import DISTANCES
-
-# %% ../nbs/91_exercises.ipynb #b4bca2da
 def _nearest(images, ideals:dict, metric:str) -> torch.Tensor:
     "Index (into `ideals`) of the nearest ideal of each image; ties go to the first"
     return torch.stack([DISTANCES[metric](images, m) for m in ideals.values()], -1).argmin(-1)
@@ -199,14 +190,12 @@ def class_accuracy(answer, # your accuracy, a fraction between 0 and 1
                    metric:str='l1', # 'l1' or 'rmse'
                   ) -> Verdict:
     "Is `answer` the fraction of `images` whose nearest ideal (by `metric`) is `label`'s?"
-    right = (_nearest(images, ideals, metric) == list(ideals).index(label)).float().mean().item()
-    return verdict(answer, right, f'accuracy on these {label}s', tol=5e-5,
+    return verdict(answer, (_nearest(images, ideals, metric) == list(ideals).index(label)).float().mean().item(), f'accuracy on these {label}s', tol=5e-5,
                    hint='Count the images nearer their own ideal than the other, and divide by how many there are.')
 
 def _shift_right(x, dx:int):
     "Images moved `dx` pixels right (left if negative), the emptied edge left blank"
-    w = x.shape[-1]
-    return F.pad(x, (max(dx, 0), max(-dx, 0)))[..., max(-dx, 0):max(-dx, 0) + w]
+    return F.pad(x, (max(dx, 0), max(-dx, 0)))[..., max(-dx, 0):max(-dx, 0) + x.shape[-1]]
 
 def class_hurt_most_by_shift(answer, # your prediction: a class name such as '3'
                              stacks:dict, # `{class name: stack}` of labelled images
@@ -218,7 +207,6 @@ def class_hurt_most_by_shift(answer, # your prediction: a class name such as '3'
     for c, s in stacks.items():
         acc = lambda x: (_nearest(x, ideals, 'l1') == list(ideals).index(c)).float().mean().item()
         drop[c] = acc(s) - acc(_shift_right(s, dx))
-    if answer is not None and answer is not Ellipsis: answer = str(answer)
     return verdict(answer, max(drop, key=drop.get), f'class hurt most by a shift of {dx}',
                    hint='Look at where each ideal has its ink, and where a moved digit puts its own.')
 
@@ -227,23 +215,19 @@ def cube_gradient(answer, # your gradient, a list or tensor of numbers
                   x, # the point where the gradient is taken
                  ) -> Verdict:
     "Is `answer` the gradient of `(x**3).sum()` at `x`? (07_sgd)"
-    import torch
     x = torch.as_tensor(x, dtype=torch.float32).detach().clone().requires_grad_()
     (x**3).sum().backward()
     return verdict(answer, x.grad, 'gradient of (x**3).sum()', tol=1e-4,
                    hint='The slope of x**3 is 3 times x squared, for each element on its own.')
 
-# %% ../nbs/91_exercises.ipynb #c7c2c96d
 def higher_or_lower(answer, # your prediction, 'higher' or 'lower'
                     new:float, # what your run measured
                     old:float, # what it is compared with
                     what:str='result', # what was measured, as it reads in a sentence
                    ) -> Verdict:
     "Did the prediction `'higher'` or `'lower'` say right how `new` compares with `old`? (experiments of 07 and 09)"
-    if answer not in ('higher', 'lower'):
-        return Verdict(False, f"write your prediction first: 'higher' or 'lower', then run the experiment.")
-    new, old = float(new), float(old)
-    came = 'higher' if (new != new or new > old) else 'lower'  # nan (a run that blew up) counts as higher
+    if answer not in ('higher', 'lower'): return Verdict(False, "write your prediction first: 'higher' or 'lower', then run the experiment.")
+    came = 'higher' if (float(new) != float(new) or float(new) > float(old)) else 'lower'  # nan (a run that blew up) counts as higher
     if answer == came: return Verdict(True, f"the {what} came out {came}, as you predicted.")
     return Verdict(False, f"the {what} came out {came}. Look at the two runs side by side: why?")
 
@@ -253,12 +237,10 @@ def first_loss(answer, # your loss, a number
                targets, # 1 for a 3, 0 for a 7
               ) -> Verdict:
     "Is `answer` the chapter's first loss (no sigmoid), `torch.where(targets==1, 1-predictions, predictions).mean()`? (08_mnist_loss)"
-    import torch
     p, t = torch.as_tensor(predictions, dtype=torch.float32), torch.as_tensor(targets)
     return verdict(answer, torch.where(t == 1, 1 - p, p).mean().item(), 'loss', tol=1e-3,
                    hint='For a 3 the distance is 1 minus the prediction, for a 7 the prediction itself; then take the mean.')
 
-# %% ../nbs/91_exercises.ipynb #0616204b
 def batches_in_epoch(answer, # your prediction: (number of batches, size of the last batch)
                      n:int, # items in the data set
                      bs:int, # batch size
@@ -278,18 +260,6 @@ def true_accuracy(answer, # your accuracy over all items, a number
     return verdict(answer, right, 'accuracy over all items', tol=1e-4,
                    hint='Count the right answers in each batch (accuracy times size), add them up, divide by the number of items.')
 
-# %% ../nbs/91_exercises.ipynb #3b824a59
-def valid_count(answer, # your number of validation images
-                path, # the `MNIST_SAMPLE` folder
-               ) -> Verdict:
-    "Check the number of images in the validation set, every class together"
-    from mnist_basics.data import image_files
-    from pathlib import Path
-    valid = Path(path)/'valid'
-    expected = sum(len(image_files(d)) for d in valid.iterdir() if d.is_dir())
-    return verdict(answer, expected, 'number of validation images', tol=0,
-                   hint="count the files in every class folder of `valid`, e.g. with `len(...)` on `load_split(path, 'valid')`'s stacks.")
-
 # %% ../nbs/91_exercises.ipynb #4e33a6b1
 def parameter_count(answer, # your count, a whole number
                     model, # the model whose parameters are counted (an `nn.Module`)
@@ -303,7 +273,6 @@ def softmax_by_hand(answer, # your probabilities, one per score
                     scores, # one row of scores
                    ) -> Verdict:
     "Is `answer` the softmax of one row of `scores`: `exp` of each score divided by the sum of them all? (11_all_digits)"
-    import torch
     return verdict(answer, torch.softmax(torch.as_tensor(scores, dtype=torch.float32), -1), 'softmax of the scores', tol=1e-3,
                    hint='Take exp of each score, then divide each by the sum of them all.')
 
@@ -315,15 +284,12 @@ def odd_doubled(answer, # your list
     return verdict(answer, [2*n for n in numbers if n % 2 == 1], 'list of doubled odd numbers',
                    hint='`[... for n in numbers if ...]`: the condition keeps the odd ones (n % 2 == 1), the expression doubles them.')
 
-def bottom_right_corner(answer, # your 2x2 tensor (or nested list)
-                       ) -> Verdict:
+def bottom_right_corner(answer) -> Verdict:
     "Is `answer` the bottom-right 2x2 corner of the 3x3 tensor of 1 to 9, doubled? (12_questionnaire)"
-    import torch
     return verdict(answer, (torch.arange(1, 10).view(3, 3)*2)[1:, 1:], 'bottom-right corner of the doubled tensor',
                    hint='`torch.arange(1, 10).view(3, 3)`, times 2, then rows 1 onwards and columns 1 onwards.')
 
-def pairs_function(fn, # your function of two sequences
-                  ) -> Verdict:
+def pairs_function(fn) -> Verdict:
     "Does `fn(a, b)` pair the items of two sequences into a list of tuples, on two examples? (12_questionnaire)"
     if not callable(fn): return Verdict(False, "pass your function itself (without calling it). Define `def pairs(a, b): ...` first.")
     for a, b in (([1, 2, 3, 4], 'abcd'), (['x', 'y'], [10.5, 20.5])):

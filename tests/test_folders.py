@@ -248,7 +248,7 @@ def test_mixed_plain_and_converted_files_load_the_same_pixels(sample):
 
 def test_interrupted_command_says_so(cli, monkeypatch, sample):
     import mnist_basics.accuracy as sim
-    def stop(**kw): raise KeyboardInterrupt
+    def stop(*a, **kw): raise KeyboardInterrupt
     monkeypatch.setattr(sim, 'baseline', stop)
     status, out, err = cli('baseline', '--path', sample)
     assert status == 130 and err == 'mnist-basics baseline: interrupted\n' and out == ''

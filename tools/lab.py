@@ -16,7 +16,7 @@ Settings (the same for `make lab` and `make lab-test`):
   holds 600 to 700 MB); `Run > Run All Cells` starts a new one.
 """
 from __future__ import annotations
-import hashlib, json, os, shutil, sys
+import json, os, shutil, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,9 +6,9 @@
 4. numbers in the prose are printed by the notebook (tools/prose_numbers.py, on the committed outputs);
 5. links (tools/check_links.py, when present);
 6. every notebook runs once, fresh, and its committed outputs are up to date (tools/run_notebooks.py --check);
-7. pytest tests/;
-8. the reading site built from the committed outputs, without running anything (`make site`), and checked in
+7. the reading site built from the committed outputs, without running anything (`make site`), and checked in
    headless Chromium (`make site-test`);
+8. pytest tests/ (started before the site stage, running alongside it: neither keeps both cores busy);
 9. the live JupyterLab session (`make lab-test`), when the Makefile has that target.
 
 Each notebook, each pytest test and each page counts as one check. Prints the time of each stage, and its very
@@ -43,11 +43,12 @@ def stage(name):
             if name in SKIP: return print(f'(skipped: {name})', flush=True)
             print(f'\n== {name}', flush=True)
             t0, n0 = time.perf_counter(), len(results)
-            fn()
+            secs = fn()  # a stage that ran in the background returns its own duration
+            secs = secs if isinstance(secs, float) else time.perf_counter() - t0
             new = results[n0:]
             ok = sum(r[1] for r in new)
-            stages.append((name, time.perf_counter() - t0, ok, len(new) - ok))
-            print(f'== {name}: {ok} passed, {len(new) - ok} failed in {time.perf_counter() - t0:.1f} s', flush=True)
+            stages.append((name, secs, ok, len(new) - ok))
+            print(f'== {name}: {ok} passed, {len(new) - ok} failed in {secs:.1f} s', flush=True)
         return inner
     return wrap
 
@@ -109,18 +110,33 @@ def notebooks():
     for nb, (ok, secs, msg) in run_notebooks.main(['--check']).items():
         results.append((f'notebook {nb}', ok, msg.splitlines()[0] if msg else ''))
 
+_pytest = {}
+
+def pytest_start():
+    "Start pytest in the background (it runs while the reading site is built and checked); `pytest_suite` collects it"
+    if 'pytest' in SKIP or not (ROOT/'tests').is_dir(): return
+    import tempfile
+    log = tempfile.TemporaryFile(mode='w+')
+    cmd = [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', 'tests']
+    print(f"$ {' '.join(map(str, cmd))} (in the background, while the site is built and checked)", flush=True)
+    _pytest.update(p=subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True), log=log, t0=time.perf_counter())
+
 @stage('pytest')
 def pytest_suite():
-    if not (ROOT/'tests').is_dir(): return
-    p = run([sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', 'tests'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    print(p.stdout, end='', flush=True)
-    if p.returncode == 5: return print('(pytest: no tests collected)')
-    last = p.stdout.strip().splitlines()[-1] if p.stdout.strip() else ''
+    if not _pytest: pytest_start()
+    if not _pytest: return
+    code = _pytest['p'].wait()
+    _pytest['log'].seek(0); out = _pytest['log'].read()
+    print(out, end='', flush=True)
+    print(f"(pytest ran for {time.perf_counter() - _pytest['t0']:.1f} s)")
+    if code == 5: return print('(pytest: no tests collected)')
+    last = out.strip().splitlines()[-1] if out.strip() else ''
     n = {k: int(v) for v, k in re.findall(r'(\d+) (passed|failed|errors?)', last)}
     npass, nfail = n.get('passed', 0), n.get('failed', 0) + n.get('error', 0) + n.get('errors', 0)
-    if p.returncode and not nfail: nfail = 1
+    if code and not nfail: nfail = 1
     results.extend([('pytest test', True, '')] * npass + [('pytest tests/', False, last)] * nfail)
-    print(f"{'PASS' if not p.returncode else 'FAIL'} pytest tests/: {npass} passed, {nfail} failed", flush=True)
+    print(f"{'PASS' if not code else 'FAIL'} pytest tests/: {npass} passed, {nfail} failed", flush=True)
+    return time.perf_counter() - _pytest['t0']
 
 @stage('site')
 def site():
@@ -147,9 +163,11 @@ def lab():
 
 if __name__ == '__main__':
     start = time.perf_counter()
-    for check in (clean, export, readme, prose, links, notebooks, pytest_suite, site, lab): check()
+    for check in (clean, export, readme, prose, links, notebooks): check()
+    pytest_start()  # pytest and the reading site share the two cores: neither keeps both busy
+    for check in (site, pytest_suite, lab): check()
     npass = sum(ok for _, ok, _ in results); nfail = len(results) - npass
-    print(f'\nstage      seconds  passed  failed')
+    print(f'\nstage      seconds  passed  failed   (pytest runs alongside site)')
     for name, secs, ok, bad in stages: print(f'{name:<10} {secs:7.1f} {ok:7d} {bad:7d}')
     print(f"{'all':<10} {time.perf_counter() - start:7.1f}")
     for name, ok, detail in dict.fromkeys((n, o, d) for n, o, d in results if not o):

@@ -82,7 +82,7 @@ def cells_to_run(path: Path, flags: set[str]) -> set[int]:
 
 def execute(path: str, run: list[int], timeout: int, cwd: str) -> dict:
     "Run one notebook (cells `run` only) in a fresh kernel; returns its outputs per cell index, seconds and any error"
-    os.environ.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', IN_TEST='1', PYDEVD_DISABLE_FILE_VALIDATION='1')
+    os.environ.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', IN_TEST='1', PYDEVD_DISABLE_FILE_VALIDATION='1', OPENCV_LOG_LEVEL='ERROR')
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
