@@ -142,10 +142,13 @@ def _paths():
 MASKS = [  # (pattern, replacement), applied in order
     # fastai's data folder under any home: the outputs are written on one machine (its HOME) and checked on others
     (re.compile(r"(?:/[\w.@+-]+)+/\.fastai(?=/|\b)"), '<fastai>'),
+    # the marker of a folder built from the shipped digits, which fastai's own download does not have
+    (re.compile(r"Path\('[^']*\.mnist_basics\.json'\),\s*"), ''),
     # where the digits came from depends on the machine (fastai's download, or the digits shipped in the package)
     (re.compile(r'^(mnist_sample|mnist_png): .*$', re.M), r'\1: <data source>'),
     (re.compile(r"^'(?:shipped|fastai)'$"), "'<data source>'"),
     (re.compile(r'("source":\s*)"(?:shipped|fastai)"'), r'\1"<data source>"'),
+    (re.compile(r"('source':\s*)'(?:shipped|fastai)'"), r"\1'<data source>'"),
     (re.compile(r'(<.*?)( at 0x[0-9a-fA-F]+)(>)'), r'\1\3'),                                     # as nbdev-clean does
     (re.compile(r'\b\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?'), '<date>'),
     (re.compile(r'\b(?:\d{1,2}:)?\d{2}:\d{2}(?:\.\d+)?(?!\d)'), '<clock>'),                       # 00:01, 0:00:01 (fastprogress, fastai)
@@ -171,7 +174,7 @@ def as_terminal(text: str) -> str:
     return '\n'.join(next((part for part in reversed(line.split('\r')) if part), '') for line in text.split('\n'))
 
 def mask(text: str) -> str:
-    for pat, rep in _paths() + MASKS: text = pat.sub(rep, text)
+    for pat, rep in MASKS[:2] + _paths() + MASKS[2:]: text = pat.sub(rep, text)
     return text
 
 def _decimals(tok: str) -> tuple[int, int]:
