@@ -74,8 +74,7 @@ class PixelSimilarity:
         if metric not in DISTANCES: raise ValueError(f"metric={metric!r}: expected one of {', '.join(map(repr, DISTANCES))}")
         self.metric, self.classes, self.ideals = metric, None, None
 
-    def __repr__(self):
-        return f"PixelSimilarity(metric={self.metric!r}, " + (f"classes={self.classes})" if self.classes else "not fitted)")
+    def __repr__(self): return f"PixelSimilarity(metric={self.metric!r}, " + (f"classes={self.classes})" if self.classes else "not fitted)")
 
     def fit(self, stacks:dict[str, torch.Tensor]): # `{class name: training stack (n, h, w)}`
         "Make one ideal image per class from `stacks`, and return the classifier"
@@ -111,7 +110,6 @@ class PixelSimilarity:
         if x.ndim < 2 or tuple(x.shape[-2:]) != tuple(self.ideals.shape[-2:]):
             raise ValueError(f"expected images of size {tuple(self.ideals.shape[-2:])} (shape (..., h, w)), got shape {tuple(x.shape)}")
         flat, fn = x.reshape(-1, *x.shape[-2:]), DISTANCES[self.metric]
-        if len(flat) <= chunk: return fn(x.unsqueeze(-3), self.ideals)
         d = torch.cat([fn(flat[i:i+chunk].unsqueeze(-3), self.ideals) for i in range(0, len(flat), chunk)])
         return d.reshape(*x.shape[:-2], len(self.classes))
 
@@ -213,8 +211,7 @@ def baseline(path:Path|str, # a folder with `train/<class>` and `valid/<class>` 
              metric:str='l1', # 'l1' or 'rmse'
             ) -> dict:
     "Pixel-similarity accuracy on the `valid` images of `path`, per class and mean, with ideals from its `train` images"
-    model = PixelSimilarity(metric)
-    classes = check_layout(Path(path))
+    model, classes = PixelSimilarity(metric), check_layout(path)
     valid = load_split(path, 'valid', classes=classes)
     acc = model.fit(load_split(path, 'train', classes=classes)).score(valid)
     return {'accuracy': {c: acc[c] for c in classes}, 'mean': acc['mean'], 'n': {c: len(valid[c]) for c in classes}, 'metric': metric}

@@ -12,6 +12,7 @@ __all__ = ['softmax', 'cross_entropy', 'multi_accuracy', 'stacks_xy', 'plot_conf
 
 # %% ../nbs/11_all_digits.ipynb #7e4571eb
 import torch
+from .pixels import _shown_once
 
 # %% ../nbs/11_all_digits.ipynb #7c995d79
 def softmax(x:torch.Tensor, # scores, one row per item and one column per class
@@ -50,21 +51,15 @@ def plot_confusion(table, # a confusion table: actual classes as rows, predicted
                   ):
     "Draw a confusion table as a grid of shaded cells with their counts; return the new `Figure` (closed) or the axes"
     import matplotlib.pyplot as plt
-    fig = None
-    if ax is None: fig, ax = plt.subplots(figsize=(4.2, 4))
+    fig, ax = plt.subplots(figsize=(4.2, 4)) if ax is None else (None, ax)
     counts = table.values
     ax.imshow(counts, cmap='Blues')
-    for i in range(counts.shape[0]):
-        for j in range(counts.shape[1]):
-            if counts[i, j]: ax.text(j, i, counts[i, j], ha='center', va='center', fontsize=7,
-                                     color='white' if counts[i, j] > counts.max()/2 else 'black')
+    for i, j in zip(*counts.nonzero()):
+        ax.text(j, i, counts[i, j], ha='center', va='center', fontsize=7, color='white' if counts[i, j] > counts.max()/2 else 'black')
     ax.set_xticks(range(len(table.columns)), table.columns); ax.set_yticks(range(len(table.index)), table.index)
     ax.set_xlabel('predicted'); ax.set_ylabel('actual')
     if title: ax.set_title(title)
-    if fig is None: return ax
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return ax if fig is None else _shown_once(fig)
 
 # %% ../nbs/11_all_digits.ipynb #7f3d8493
 def confused_pairs(table, # a confusion table: actual classes as rows, predicted as columns (pandas `DataFrame`)

@@ -31,9 +31,8 @@ class BroadcastExplanation:
 
     def __repr__(self):
         n = len(self.axes)
-        pad = lambda s: [None]*(n - len(s)) + list(s)
         rows = [['axis'] + [str(i - n) for i in range(n)]]
-        rows += [[str(s)] + ['·' if v is None else str(v) for v in pad(s)] for s in self.shapes]
+        rows += [[str(s)] + ['·']*(n - len(s)) + [str(v) for v in s] for s in self.shapes]
         rows.append(['result'] + (['?' if a == 'clash' else '' for a in self.axes] if self.result is None else [str(v) for v in self.result]))
         rows.append(['rule'] + self.axes)
         ws = [max(len(r[i]) for r in rows) for i in range(n + 1)]

@@ -14,7 +14,7 @@ __all__ = ['EXPECTED_ERRORS', 'cmd_data', 'cmd_baseline', 'cmd_train', 'make_par
 
 # %% ../nbs/92_cli.ipynb #05afc483
 from .data import check_layout, image_files, load_digits
-from .sources import LAYOUTS, build_folder, data_source, mnist_all_digits, mnist_sample
+from .sources import LAYOUTS, data_source, mnist_all_digits, mnist_sample
 
 # %% ../nbs/92_cli.ipynb #d70396a5
 EXPECTED_ERRORS = (FileNotFoundError, NotADirectoryError, PermissionError, ValueError, ConnectionError, RuntimeError)
@@ -35,16 +35,10 @@ def _print_table(rows:list[tuple], header:tuple):
 def cmd_data(args) -> dict:
     "Make the digits ready and describe them: folder, source and image counts"
     out = {}
-    for name, get in (('mnist_sample', mnist_sample), ('mnist_png', mnist_all_digits)):
-        if name == 'mnist_png' and not args.all: continue
-        if args.force:
-            if args.path: raise ValueError("--force rebuilds our own builds; it cannot be combined with --path")
-            p = get(source=args.source, verbose=False)
-            if data_source(p) == 'shipped': build_folder(name, p, force=True)
-        kw = {'path': args.path} if name == 'mnist_sample' else {}
-        p = get(source=args.source, verbose=False, **kw)
+    for name in ('mnist_sample', 'mnist_png') if args.all else ('mnist_sample',):
+        p = mnist_sample(args.path, args.source, False) if name == 'mnist_sample' else mnist_all_digits(None, args.source, False)
         splits = tuple(LAYOUTS[name]['splits'])
-        source = 'yours' if kw.get('path') else data_source(p)
+        source = 'yours' if args.path and name == 'mnist_sample' else data_source(p)
         out[name] = {'path': str(p), 'source': source, 'splits': list(splits), 'counts': _counts(p, splits)}
     if args.json: print(json.dumps(out, indent=1))
     else:
@@ -93,11 +87,9 @@ def make_parser() -> argparse.ArgumentParser:
                     "came from: fastai's downloaded copy, a fresh download, or a build from the real MNIST database "
                     "shipped in this package.")
     d.add_argument('--path', help='use this folder (it must hold train/<class> and valid/<class>)')
-    d.add_argument('--source', choices=['auto', 'fastai', 'download', 'shipped'], help="'fastai': the copy untar_data downloaded before; 'download': download it now (needs internet); "
-                        "'shipped': build it from the MNIST database inside this package (no internet); "
-                        "default 'auto': fastai's copy, else our build, else a download, else a new build")
+    d.add_argument('--source', choices=['auto', 'fastai', 'download', 'shipped'], help="'fastai': the copy untar_data downloaded before; 'download': download it now; "
+                   "'shipped': build it from the MNIST database in this package; default 'auto': fastai's copy, else our build, else a download, else a build")
     d.add_argument('--all', action='store_true', help="also make fastai's ten-digit MNIST folder (mnist_png) ready, used in notebook 11")
-    d.add_argument('--force', action='store_true', help="rebuild our builds from the shipped database (your own folders and fastai's download are never touched)")
     d.add_argument('--json', action='store_true', help='print JSON instead of a table')
     d.set_defaults(func=cmd_data)
     b = sub.add_parser('baseline', help='score the pixel-similarity baseline',

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 # %% auto #0
@@ -43,13 +42,11 @@ def check_layout(path:Path|str, # a folder with one sub-folder per split, each w
         if not (path/s).is_dir(): raise FileNotFoundError(f"{path}: no '{s}' folder (expected {', '.join(splits)})")
         classes[s] = _subfolders(path/s)
         if not classes[s]: raise ValueError(f"{path/s}: no class folders inside")
-    for s in splits:  # a class folder replaced by a file (a copy cut short, say) is named as such
-        for c in sorted(set().union(*classes.values()) - set(classes[s])):
-            if (path/s/c).exists(): raise NotADirectoryError(f"{path/s/c}: is a file, expected a class folder of images")
-    first = classes[splits[0]]
-    for s in splits[1:]:
-        if classes[s] != first: raise ValueError(f"{path}: classes differ between '{splits[0]}' {first} and '{s}' {classes[s]}")
+    first, every = classes[splits[0]], set().union(*classes.values())
     for s in splits:
+        for c in sorted(every - set(classes[s])):  # a class folder replaced by a file (a copy cut short, say) is named as such
+            if (path/s/c).exists(): raise NotADirectoryError(f"{path/s/c}: is a file, expected a class folder of images")
+        if classes[s] != first: raise ValueError(f"{path}: classes differ between '{splits[0]}' {first} and '{s}' {classes[s]}")
         for c in first:
             if not image_files(path/s/c): raise ValueError(f"{path/s/c}: class folder has no images")
     return first
@@ -91,7 +88,7 @@ def load_digits(folder:Path|str, # one class folder, such as `path/'train'/'3'`
     "All images in one class folder, sorted by file name, as a float tensor in [0, 1] of shape `(n, *size)`"
     files = image_files(folder)
     if not files: raise ValueError(f"{folder}: no images in this folder")
-    import cv2  # here, not at the top: OpenCV loads only when images are
+    import cv2, torch  # here, not at the top: they load only when images do, so `mnist-basics --help` answers at once
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # a damaged file is reported by PIL, naming it
     return torch.from_numpy(np.stack([_pixels(f, tuple(size), cv2) for f in files])).float()/255
 

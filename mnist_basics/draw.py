@@ -10,9 +10,10 @@ import html
 from typing import Callable, Mapping
 import anywidget, numpy as np, torch, traitlets
 from PIL import Image, ImageDraw
+from .similarity import mnist_distance
 
 # %% auto #0
-__all__ = ['EXAMPLES', 'strokes_image', 'mnist_style', 'l1', 'ideal_distances', 'describe', 'DrawDigit']
+__all__ = ['EXAMPLES', 'strokes_image', 'mnist_style', 'ideal_distances', 'describe', 'DrawDigit']
 
 # %% ../nbs/93_draw.ipynb #a29df362
 def strokes_image(strokes, # strokes, each a list of (x, y) points on the canvas
@@ -51,27 +52,21 @@ def mnist_style(img, # a picture with ink high on a dark background (PIL image, 
     return torch.from_numpy(out)
 
 # %% ../nbs/93_draw.ipynb #2fc3be78
-def l1(a, b): "Mean absolute difference: the chapter's `mnist_distance`"; return (a - b).abs().mean()
-
 def ideal_distances(x:torch.Tensor, # a (28, 28) picture in [0, 1]
                     ideals:Mapping, # label -> ideal (mean) digit, (28, 28)
-                    distance:Callable=l1, # (image, ideal) -> distance
+                    distance:Callable=mnist_distance, # (image, ideal) -> distance
                    ) -> dict:
     "The distance from `x` to each ideal digit, nearest first"
-    d = {k: float(distance(x, v)) for k, v in ideals.items()}
-    return dict(sorted(d.items(), key=lambda kv: kv[1]))
+    return dict(sorted(((k, float(distance(x, v))) for k, v in ideals.items()), key=lambda kv: kv[1]))
 
 # %% ../nbs/93_draw.ipynb #1980e942
-def _pct(p:float) -> str: return '>99%' if p > 0.995 else '<1%' if p < 0.005 else f'{p:.0%}'
-
 def _said(answer) -> str:
     "A classifier's answer as text: a dict of scores shows its best three"
-    if isinstance(answer, Mapping):
-        top = sorted(answer.items(), key=lambda kv: -float(kv[1]))[:3]
-        return ', '.join(f'{k} ({_pct(float(v))})' for k, v in top)
-    return str(answer)
+    if not isinstance(answer, Mapping): return str(answer)
+    pct = lambda p: '>99%' if p > 0.995 else '<1%' if p < 0.005 else f'{p:.0%}'
+    return ', '.join(f'{k} ({pct(float(v))})' for k, v in sorted(answer.items(), key=lambda kv: -float(kv[1]))[:3])
 
-def describe(x:torch.Tensor, ideals:Mapping|None=None, classify:Mapping|None=None, distance:Callable=l1) -> str:
+def describe(x:torch.Tensor, ideals:Mapping|None=None, classify:Mapping|None=None, distance:Callable=mnist_distance) -> str:
     "HTML: the distances of `x` to `ideals` and what each classifier (name -> function) says about it"
     parts = []
     if ideals:
@@ -151,7 +146,7 @@ class DrawDigit(anywidget.AnyWidget):
 
     def __init__(self, classify:Callable|Mapping|None=None, # (28, 28) tensor in [0, 1] -> answer; or name -> such function
                  ideals:Mapping|None=None, # label -> ideal digit, for the distances
-                 distance:Callable=l1, # (image, ideal) -> distance
+                 distance:Callable=mnist_distance, # (image, ideal) -> distance
                  **kwargs):
         super().__init__(**kwargs)
         self.classify = classify if isinstance(classify, Mapping) or classify is None else {'classifier says': classify}

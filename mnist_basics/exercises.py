@@ -17,10 +17,10 @@ from .similarity import l1_distance, rmse_distance, mnist_distance
 from .accuracy import DISTANCES
 
 # %% auto #0
-__all__ = ['Verdict', 'verdict', 'valid_count', 'pixel_value', 'shifted_pixel', 'batch_shape', 'shape_of', 'scaled_max',
-           'mean_shape', 'shifted_centre', 'l1_and_rmse', 'nearer_ideal_after_shift', 'row_percentages',
-           'distance_shape', 'class_accuracy', 'class_hurt_most_by_shift', 'cube_gradient', 'higher_or_lower',
-           'first_loss', 'batches_in_epoch', 'true_accuracy', 'parameter_count', 'softmax_by_hand', 'odd_doubled',
+__all__ = ['Verdict', 'verdict', 'valid_count', 'pixel_value', 'batch_shape', 'shape_of', 'scaled_max', 'mean_shape',
+           'shifted_centre', 'l1_and_rmse', 'nearer_ideal_after_shift', 'row_percentages', 'distance_shape',
+           'class_accuracy', 'class_hurt_most_by_shift', 'cube_gradient', 'higher_or_lower', 'first_loss',
+           'batches_in_epoch', 'true_accuracy', 'parameter_count', 'softmax_by_hand', 'odd_doubled',
            'bottom_right_corner', 'pairs_function']
 
 # %% ../nbs/91_exercises.ipynb #9ac24a1d
@@ -78,21 +78,13 @@ def pixel_value(answer, # your value for the pixel
                 img, # the image the question is about
                 row:int, # the pixel's row
                 col:int, # the pixel's column
+                shift:int=0, # columns `img` is first rolled to the right (negative: left), as by `torch.roll(t, shift, dims=1)`
                ) -> Verdict:
-    "Is `answer` the value of the pixel at (`row`, `col`) of `img`?"
-    return verdict(answer, int(np.array(img)[row, col]), f'value of the pixel at row {row}, column {col}', tol=0,
-                   hint='Find the row label on the left and the column label on top; rows come first.')
-
-def shifted_pixel(answer, # your prediction
-                  img, # the image that is moved
-                  shift:int, # columns to the right (negative: to the left), as in `torch.roll(t, shift, dims=1)`
-                  row:int, # the pixel's row
-                  col:int, # the pixel's column
-                 ) -> Verdict:
-    "Is `answer` the value at (`row`, `col`) of `img` after rolling it `shift` columns to the right?"
+    "Is `answer` the value of the pixel at (`row`, `col`) of `img`, once rolled `shift` columns to the right?"
     moved = torch.roll(torch.as_tensor(np.array(img)), shift, dims=1)
-    return verdict(answer, int(moved[row, col]), f'value at row {row}, column {col} after the shift', tol=0,
-                   hint=f'Every pixel moves {shift} columns to the right: which column of the original lands on column {col}?')
+    return verdict(answer, int(moved[row, col]), f'value at row {row}, column {col}' + (f' after a shift of {shift}' if shift else ''), tol=0,
+                   hint=f'Every pixel moves {shift} columns to the right: which column of the original lands on column {col}?' if shift
+                   else 'Find the row label on the left and the column label on top; rows come first.')
 
 def batch_shape(answer, # your shape, as a tuple
                 n_images:int, # images in the batch
@@ -109,7 +101,7 @@ def shape_of(answer, # your shape, as a tuple
              t:torch.Tensor, # the tensor the question is about
             ) -> Verdict:
     "Is `answer` the shape of `t`?"
-    return verdict(tuple(answer) if isinstance(answer, (list, torch.Size)) else answer, tuple(t.shape), 'shape',
+    return verdict(answer, tuple(t.shape), 'shape',
                    hint='A plain number as an index removes its axis; a slice keeps the axis, with as many items as it picks.')
 
 def scaled_max(answer, # your prediction
@@ -203,10 +195,8 @@ def class_hurt_most_by_shift(answer, # your prediction: a class name such as '3'
                              dx:int, # pixels every image is moved right
                             ) -> Verdict:
     "Is `answer` the class whose accuracy (L1, nearest ideal) drops most when its images move `dx` pixels right?"
-    drop = {}
-    for c, s in stacks.items():
-        acc = lambda x: (_nearest(x, ideals, 'l1') == list(ideals).index(c)).float().mean().item()
-        drop[c] = acc(s) - acc(_shift_right(s, dx))
+    acc = lambda x, c: (_nearest(x, ideals, 'l1') == list(ideals).index(c)).float().mean().item()
+    drop = {c: acc(s, c) - acc(_shift_right(s, dx), c) for c, s in stacks.items()}
     return verdict(answer, max(drop, key=drop.get), f'class hurt most by a shift of {dx}',
                    hint='Look at where each ideal has its ink, and where a moved digit puts its own.')
 

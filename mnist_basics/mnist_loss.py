@@ -23,8 +23,7 @@ def load_xy(path:Path|str, # a folder laid out like `MNIST_SAMPLE`
             negative:str='7', # the class labelled 0
            ) -> tuple[torch.Tensor, torch.Tensor]:
     "Images of one split as rows of pixels `(n, 784)` and labels as a column `(n, 1)`: 1 for `positive`, 0 for `negative`"
-    stacks = load_split(path, split, classes=[positive, negative])
-    pos, neg = stacks[positive], stacks[negative]
+    pos, neg = load_split(path, split, classes=[positive, negative]).values()
     x = torch.cat([pos, neg]).view(len(pos) + len(neg), -1)
     y = torch.cat([torch.ones(len(pos)), torch.zeros(len(neg))]).unsqueeze(1)
     return x, y

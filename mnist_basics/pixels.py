@@ -49,6 +49,12 @@ def _as_list(images) -> list:
 
 def _is_colour(a:np.ndarray) -> bool: return a.ndim == 3 and a.shape[-1] in (3, 4)
 
+def _shown_once(fig):
+    "`fig` laid out and closed, so that a notebook draws it once, from the returned value"
+    import matplotlib.pyplot as plt
+    fig.tight_layout(); plt.close(fig)
+    return fig
+
 def show_digits(images, # a stack (n, h, w), one image (h, w), or a list of tensors, arrays or PIL images (colour: (h, w, 3))
                 titles:list[str]|None=None, # one title per image
                 ncols:int|None=None, # pictures per row (default: all in one row, at most 10 per row)
@@ -81,9 +87,7 @@ def show_digits(images, # a stack (n, h, w), one image (h, w), or a list of tens
         ax.imshow(imgs[i], cmap=None if _is_colour(imgs[i]) else cmaps[i], vmin=vmin, vmax=vmax)
         if titles is not None: ax.set_title(titles[i], fontsize=9)
     if suptitle: fig.suptitle(suptitle)
-    fig.tight_layout()
-    plt.close(fig)  # so that the figure is drawn once, from the returned value
-    return fig
+    return _shown_once(fig)
 
 # %% ../nbs/01_pixels.ipynb #66fe6721
 CROP_PLACES = ('top-left', 'top-right', 'centre', 'bottom-left', 'bottom-right')

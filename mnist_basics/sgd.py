@@ -7,6 +7,7 @@ Docs: https://mnist-basics.github.io/mnist_basics/sgd.html.md"""
 # %% ../nbs/07_sgd.ipynb #4d3ca4f1
 from __future__ import annotations
 import torch
+from .pixels import _shown_once
 
 # %% auto #0
 __all__ = ['plot_function', 'descend', 'quadratic', 'mse', 'rmse', 'show_preds', 'apply_step']
@@ -25,17 +26,13 @@ def plot_function(f, # a function of one tensor, applied elementwise
     import matplotlib.pyplot as plt
     x = torch.linspace(min, max, 200)
     with torch.no_grad(): y = f(x)
-    fig = None
-    if ax is None: fig, ax = plt.subplots(figsize=figsize)
+    fig, ax = plt.subplots(figsize=figsize) if ax is None else (None, ax)
     ax.plot(x.numpy(), y.numpy())
     ax.set_xlabel(xlabel)
     if ylabel: ax.set_ylabel(ylabel)
     if title: ax.set_title(title)
     ax.grid(alpha=0.3)
-    if fig is None: return ax
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return ax if fig is None else _shown_once(fig)
 
 # %% ../nbs/07_sgd.ipynb #c4f4fe9a
 def descend(grad_fn, # gives the gradient at a point
@@ -79,16 +76,12 @@ def show_preds(time:torch.Tensor, # the inputs
               ):
     "Targets (blue) and predictions (red) against time; return the new `Figure` (closed) or the axes drawn on"
     import matplotlib.pyplot as plt
-    fig = None
-    if ax is None: fig, ax = plt.subplots(figsize=(4, 2.6))
+    fig, ax = plt.subplots(figsize=(4, 2.6)) if ax is None else (None, ax)
     ax.scatter(time, speed, s=12)
     ax.scatter(time, preds.detach(), color='red', s=12)
     if ylim: ax.set_ylim(*ylim)
     if title: ax.set_title(title, fontsize=9)
-    if fig is None: return ax
-    fig.tight_layout()
-    plt.close(fig)
-    return fig
+    return ax if fig is None else _shown_once(fig)
 
 # %% ../nbs/07_sgd.ipynb #86e463d0
 def apply_step(params:torch.Tensor, # the parameters, with `requires_grad`; updated in place

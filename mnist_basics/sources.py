@@ -11,7 +11,7 @@ from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlparse
 import numpy as np
-from .data import IMAGE_SUFFIXES, check_layout, image_files
+from .data import check_layout, image_files
 
 # %% auto #0
 __all__ = ['MNIST_FILES', 'MARKER', 'LAYOUTS', 'SOURCES', 'fastai_data_dir', 'shipped_dir', 'read_idx', 'mnist_arrays',
@@ -21,13 +21,10 @@ __all__ = ['MNIST_FILES', 'MARKER', 'LAYOUTS', 'SOURCES', 'fastai_data_dir', 'sh
 def fastai_data_dir() -> Path:
     "fastai's data folder (`~/.fastai/data`, or as set by `FASTAI_HOME` and fastai's `config.ini`)"
     home = Path(os.environ.get('FASTAI_HOME', '~/.fastai')).expanduser()
-    cfg = home/'config.ini'
-    if cfg.is_file():
-        parser = configparser.ConfigParser()
-        parser.read(cfg)
-        data = parser.get('DEFAULT', 'data', fallback=None)
-        if data: return (home/Path(data).expanduser()).resolve()
-    return home/'data'
+    parser = configparser.ConfigParser()
+    parser.read(home/'config.ini')  # a missing file reads as empty
+    data = parser.get('DEFAULT', 'data', fallback=None)
+    return (home/Path(data).expanduser()).resolve() if data else home/'data'
 
 # %% ../nbs/90_sources.ipynb #d0baa0cd
 MNIST_FILES = {'train': ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz'),
@@ -92,9 +89,8 @@ def _write_layout(root:Path, name:str, verbose:bool) -> dict:
     return counts
 
 def _n_images(folder:Path) -> int:
-    "How many image files `folder` holds (one directory scan; -1 if it cannot be read)"
-    try:
-        with os.scandir(folder) as entries: return sum(not e.name.startswith('.') and e.name.lower().endswith(IMAGE_SUFFIXES) for e in entries)
+    "How many image files `folder` holds (-1 if it cannot be read)"
+    try: return len(image_files(folder))
     except OSError: return -1
 
 def _is_complete(dest:Path) -> bool:
@@ -135,22 +131,19 @@ def build_folder(name:str, # 'mnist_sample' or 'mnist_png', a key of `LAYOUTS`
 
 # %% ../nbs/90_sources.ipynb #f233a2ce
 SOURCES = ('auto', 'fastai', 'download', 'shipped')
-_reachable = {}
 
+@functools.lru_cache(maxsize=None)
 def network_reachable(url:str, # the address to try
                       timeout:float=3.0, # seconds to wait at most
                      ) -> bool:
     "Whether `url`'s server accepts a connection within `timeout` seconds (remembered for this session)"
-    host = urlparse(url).hostname
-    if host in _reachable: return _reachable[host]
-    ok = []
+    host, ok = urlparse(url).hostname, []
     def attempt():
         try: socket.create_connection((host, 443), timeout=timeout).close(); ok.append(True)
         except OSError: pass
     th = threading.Thread(target=attempt, daemon=True)
     th.start(); th.join(timeout + 0.5)  # bounds the name look-up too, which ignores the socket timeout
-    _reachable[host] = bool(ok)
-    return _reachable[host]
+    return bool(ok)
 
 def data_source(path:Path|str) -> str:
     "`'shipped'` for a folder built from the package's MNIST database, else `'fastai'` (a download, or your own folder)"

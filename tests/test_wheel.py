@@ -99,4 +99,4 @@ def test_command_from_the_wheel(venv):
     assert res['mean'] == (926/1010 + 1013/1028)/2, res
     assert res['source'] == 'shipped', res  # FASTAI_HOME is an empty folder: built offline from the wheel's own MNIST files
     r = run([exe, 'data', '--help'], cwd=venv.parent)
-    assert '--force' in r.stdout
+    assert '--all' in r.stdout
