@@ -38,6 +38,7 @@ FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-
          '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage', '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1']
 RUN_TIMEOUT = 150  # seconds for one notebook's Run All
 WIDGET_MIME = 'application/vnd.jupyter.widget-view+json'
+PANEL = '.jp-NotebookPanel:not(.lm-mod-hidden)'  # the notebook on show (JupyterLab hides the others)
 # what a widget looks like when the browser shows its text fallback instead of the widget
 WIDGET_REPR = re.compile(r'^\s*(interactive|[A-Z]\w*(Slider|Box|Button|Output|Widget|Text|Dropdown|Digit|Canvas|Image|HTML|Label))\(')
 
@@ -196,7 +197,7 @@ async def shot(el, name: str):
     except Exception as e: print(f'     (screenshot {name} failed: {str(e).splitlines()[0][:100]})')
 
 async def check_sliders(page, stem: str, problems: list) -> int:
-    handles = page.locator('.jp-NotebookPanel:not(.lm-mod-hidden)').locator('.jp-OutputArea-output .widget-slider .noUi-handle, .jp-OutputArea-output .widget-hslider .noUi-handle')
+    handles = page.locator(PANEL).locator('.jp-OutputArea-output .widget-slider .noUi-handle, .jp-OutputArea-output .widget-hslider .noUi-handle')
     n = await handles.count()
     for i in range(n):
         h = handles.nth(i)
@@ -230,7 +231,7 @@ async def draw(page, pad, strokes):
         await page.mouse.up()
 
 async def check_canvases(page, stem: str, problems: list, answers: list) -> int:
-    widgets = page.locator('.jp-NotebookPanel:not(.lm-mod-hidden)').locator('.jp-OutputArea-output .mnist-draw')
+    widgets = page.locator(PANEL).locator('.jp-OutputArea-output .mnist-draw')
     n = await widgets.count()
     for i in range(n):
         w = widgets.nth(i)
@@ -273,7 +274,7 @@ async def open_notebook(page, nb: str):
     await box.fill(nb)
     await box.press('Enter')
     await page.locator('.lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current', has_text=nb).wait_for(timeout=60_000)
-    await page.wait_for_selector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook-ExecutionIndicator', timeout=60_000)
+    await page.wait_for_selector(f'{PANEL} .jp-Notebook-ExecutionIndicator', timeout=60_000)
     side = page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current')
     if await side.count(): await side.first.click()  # fold the file browser away: more notebook in the screenshots
 

@@ -4,12 +4,12 @@
 2. library in sync (`nbdev-export` changes nothing);
 3. README.md agrees with nbs/index.ipynb (tools/make_readme.py --check);
 4. numbers in the prose are printed by the notebook (tools/prose_numbers.py, on the committed outputs);
-5. links (tools/check_links.py, when present);
+5. links between notebooks (tools/check_links.py);
 6. every notebook runs once, fresh, and its committed outputs are up to date (tools/run_notebooks.py --check);
 7. the reading site built from the committed outputs, without running anything (`make site`), and checked in
    headless Chromium (`make site-test`);
 8. pytest tests/ (started before the site stage, running alongside it: neither keeps both cores busy);
-9. the live JupyterLab session (`make lab-test`), when the Makefile has that target.
+9. the live JupyterLab session (`make lab-test`).
 
 Each notebook, each pytest test and each page counts as one check. Prints the time of each stage, and its very
 last line is `N passed, N failed` over everything; exit status 1 if anything failed.
@@ -92,11 +92,7 @@ def prose():
 
 @stage('links')
 def links():
-    if not (ROOT/'tools'/'check_links.py').is_file(): return print('(no tools/check_links.py)')
     import check_links
-    if not hasattr(check_links, 'check'):
-        p = run([sys.executable, 'tools/check_links.py'])
-        return record('links (tools/check_links.py)', p.returncode == 0, f'exit {p.returncode}')
     for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
         problems = check_links.check(nb)
         for x in problems: print(f'    {x}')
@@ -152,8 +148,6 @@ def site():
 
 @stage('lab')
 def lab():
-    mk = (ROOT/'Makefile').read_text()
-    if not re.search(r'^lab-test\s*:', mk, re.M): return print('(no `lab-test` target in the Makefile)')
     p = run(['make', '--no-print-directory', '-s', 'lab-test'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     print(p.stdout, end='', flush=True)
     m = counted(p.stdout, r'(\d+) passed, (\d+) failed')

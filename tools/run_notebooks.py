@@ -139,6 +139,7 @@ def _paths():
         if p and p not in ('/', '.'): out.append((re.compile(re.escape(os.path.realpath(p)) + r'|' + re.escape(p)), name))
     return out
 
+STYLER = re.compile(r'\bT_[0-9a-f]{5}(?=[_"\s#])')  # the random id pandas' Styler gives each table
 MASKS = [  # (pattern, replacement), applied in order
     # fastai's data folder under any home: the outputs are written on one machine (its HOME) and checked on others
     (re.compile(r"(?:/[\w.@+-]+)+/\.fastai(?=/|\b)"), '<fastai>'),
@@ -159,7 +160,7 @@ MASKS = [  # (pattern, replacement), applied in order
     (re.compile(r'0x[0-9a-fA-F]{4,}'), '0x<addr>'),                                                # memory addresses
     (re.compile(r'(?:/private)?' + _TMP + r'/[^\s\'"<>)\]},;]*'), '<tmp>'),                         # temporary files and folders
     (re.compile(r'\b[0-9a-f]{32}\b'), '<uuid>'),                                                   # widget model ids
-    (re.compile(r'\bT_[0-9a-f]{5}(?=[_"\s#])'), 'T_<styler>'),                                      # pandas Styler's random table id
+    (STYLER, 'T_<styler>'),
 ]
 PROGRESS = re.compile(r'\|[█\-]*\|\s*(?!100\.00%)\d+(?:\.\d+)?% \[[^\]]*\]\s*')  # an unfinished fastprogress text bar
 TIMING_SOURCE = re.compile(r'perf_counter|timeit|time\.time\(|process_time|monotonic|%%?time\b')
@@ -272,7 +273,6 @@ def first_difference(nb, fresh: dict, exact=False) -> str | None:
 
 # ---------------------------------------------------------------- writing outputs
 
-_STYLER = re.compile(r'\bT_[0-9a-f]{5}(?=[_"\s#])')
 def _stable_ids(o, key: str):
     """pandas Styler gives each table a random id, a widget a random model id: make them ids derived from the notebook
     and cell, so that rewriting the outputs gives the same bytes"""
@@ -280,7 +280,7 @@ def _stable_ids(o, key: str):
     h = hashlib.sha256(key.encode()).hexdigest()
     for mime, v in (o.get('data') or {}).items():
         if mime == 'text/html':
-            o['data'][mime] = [_STYLER.sub('T_' + h[:5], x) for x in v] if isinstance(v, list) else _STYLER.sub('T_' + h[:5], v)
+            o['data'][mime] = [STYLER.sub('T_' + h[:5], x) for x in v] if isinstance(v, list) else STYLER.sub('T_' + h[:5], v)
         elif mime == 'application/vnd.jupyter.widget-view+json' and isinstance(v, dict) and 'model_id' in v:
             o['data'][mime] = {**v, 'model_id': h[:32]}
     return o
