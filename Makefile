@@ -3,16 +3,19 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-# The install is redone only when pyproject.toml's content changes (nbdev-export rewrites the file,
-# so its modification time says nothing).
-STAMP := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
+# `make setup` installs the exact versions of requirements.lock (`make lock` refreshes it; LOCK= installs the
+# newest releases instead). The install is redone only when pyproject.toml's or the lock's content changes
+# (nbdev-export rewrites pyproject.toml, so its modification time says nothing).
+LOCK ?= requirements.lock
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | sha256sum | cut -c1-16)
 LAB_ARGS ?=
 
-.PHONY: lab lab-test test outputs setup data export clean-nbs readme bench help
+.PHONY: lab lab-test test outputs setup lock data export clean-nbs readme bench help
 
 help:
 	@echo "make lab   - set up .venv if needed, prepare the data, open JupyterLab on your copies of nbs/ in _lab/nbs/ (LAB_ARGS=... passes options)"
 	@echo "make lab-test - run every notebook in JupyterLab in headless Chromium (screenshots in _lab/screenshots/)"
+	@echo "make lock  - refresh requirements.lock, the exact versions make setup installs (newest releases that fit)"
 	@echo "make test  - set up .venv if needed, then every check CI makes (tools/run_checks.py)"
 	@echo "make outputs - run the notebooks and write their outputs into them (NB=06_accuracy for one)"
 	@echo "make site  - write the reading version to _site/ (pages and slides) from the committed outputs"
@@ -25,12 +28,21 @@ $(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing mnist_basics and its dependencies into $(VENV) (first time only, a few minutes)..."
 	@# pip's notes about this machine's unused local package folders are noise: keep every other line.
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" $(if $(LOCK),-c $(LOCK)) 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
+# The newest releases that install together, frozen into requirements.lock (in a throw-away venv; commit the lock).
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
+	@{ echo "# Exact versions that make setup installs (pip constraints). Refresh with make lock."; \
+	   .lock-venv/bin/python -m pip freeze --exclude-editable; } > $(LOCK)
+	rm -rf .lock-venv
+	@echo "wrote $(LOCK): $$(grep -vc '^#' $(LOCK)) packages"
+
 data: $(STAMP)
-	@$(BIN)/mnist-basics data --all
+	@$(BIN)/mnist-basics data
 
 # JupyterLab opens your own copies of the lessons in _lab/nbs/ (gitignored; see tools/lab.py), so running
 # and saving never changes nbs/. No news pop-up; kernels idle for 20 minutes are shut down.

@@ -3,37 +3,32 @@ from __future__ import annotations
 import contextlib, io, json, os, sys, time
 from pathlib import Path
 
-import mnist_basics.sources as sources
+import mnist_basics.data as data
 from conftest import TINY, folder_digest
 
-sources.LAYOUTS['tiny'] = TINY
-sources.mnist_arrays('test')  # read the shipped file once, in the fork server that imports this module
-import torchvision.io  # noqa: F401  (imported once here too, so children start building at once)
+data.LAYOUTS['tiny'] = TINY
+data.mnist_arrays('test')  # read the shipped file once (and warm the imports) in the fork server that imports this module
 
 
-def build(dest:str, force:bool=False, barrier=None, queue=None):
+def build(dest:str, barrier=None, queue=None):
     "Build the tiny layout at `dest`; with a barrier, start together with the other processes; report (path, digest)"
     if barrier is not None: barrier.wait()
-    p = sources.build_folder('tiny', dest, force=force)
+    p = data.build_folder('tiny', dest)
     if queue is not None: queue.put((str(p), folder_digest(p)))
 
 
-def build_and_stop(dest:str, force:bool, where:str, stopped):
-    "Build, but freeze at `where` ('before-rename', 'between-renames', 'after-rename') and tell the parent, who kills us"
-    calls = []
+def build_and_stop(dest:str, where:str, stopped):
+    "Build, but freeze just 'before-rename' or 'after-rename' (the rename that publishes the build) and tell the parent, who kills us"
     real_rename = os.rename
     def freeze():
         stopped.set()
         time.sleep(3600)
     def rename(src, dst):
-        calls.append((src, dst))
-        last = Path(dst) == Path(dest)
-        if where == 'before-rename' and len(calls) == 1: freeze()
-        if where == 'between-renames' and last and len(calls) > 1: freeze()
+        if where == 'before-rename': freeze()
         real_rename(src, dst)
-        if where == 'after-rename' and last: freeze()
-    sources.os.rename = rename  # this process only: `sources` uses `os.rename`, and we are a throw-away child
-    sources.build_folder('tiny', dest, force=force)
+        if where == 'after-rename': freeze()
+    data.os.rename = rename  # this process only: `data` uses `os.rename`, and we are a throw-away child
+    data.build_folder('tiny', dest)
     stopped.set()  # `where` never happened: the parent notices that the build finished
 
 
@@ -43,6 +38,8 @@ def read_only_checks(cases_json:str):
     results = []
     for env, argv in json.loads(cases_json):
         os.environ.update(env)
+        from fastai.data.external import fastai_cfg
+        fastai_cfg.cache_clear()
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             try: status = main(argv)

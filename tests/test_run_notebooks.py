@@ -1,6 +1,6 @@
-"""The comparison of fresh outputs with committed ones (tools/run_notebooks.py) and the prose-number check
-(tools/prose_numbers.py): what they tolerate between machines, and what they must still catch.
-(They replace the double run of the series: `make test` runs each notebook once, against its committed outputs.)"""
+"""The comparison of fresh outputs with committed ones (tools/run_notebooks.py), the prose-number check
+(tools/prose_numbers.py) and the heading anchors of the site (tools/build_site.py): what they tolerate, and what they
+must still catch."""
 from __future__ import annotations
 import base64, io, sys, tempfile
 
@@ -11,6 +11,7 @@ from PIL import Image
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT/'tools'))
+import build_site as bs  # noqa: E402
 import prose_numbers as pn  # noqa: E402
 import run_notebooks as rn  # noqa: E402
 
@@ -90,3 +91,11 @@ def test_prose_numbers():
                     {'cell_type': 'code', 'source': 'x', 'outputs': [stream('6131 0.9168\n')]}]}
     have = pn.printed(nb)
     assert {'6131', '0.9168'} <= have and '0.97' not in have
+
+
+def test_link_anchors():
+    cases = {'The seven steps': 'the-seven-steps', "fastai's `SGD` and `Learner`": 'fastais-sgd-and-learner',
+             'The layout of `MNIST_SAMPLE`': 'the-layout-of-mnist_sample', 'L1 or RMSE?': 'l1-or-rmse',
+             '3 ways to crop': 'ways-to-crop', 'Version 2.0 notes': 'version-2.0-notes',
+             '[The docs](https://example.com) *now*': 'the-docs-now'}
+    for heading, anchor in cases.items(): assert bs.heading_anchor(heading) == anchor, heading

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-HEAVY = ('matplotlib', 'pandas', 'fastai', 'fastprogress', 'IPython', 'ipywidgets')
-NOT_SHIPPED = ('.ipynb', '.png', '.bin', '.pyc', '.tmp-')  # notebooks, data, load_digits caches, byte code, temporaries
+HEAVY = ('torch', 'matplotlib', 'pandas', 'fastai', 'fastprogress', 'IPython', 'ipywidgets')
+NOT_SHIPPED = ('.ipynb', '.png', '.pyc', '.tmp-')  # notebooks, built images, byte code, temporary build folders
+LIGHT = ('data', 'cli')  # the modules `mnist-basics --help` imports: they load torch and fastai only inside functions
 
 
 def run(cmd, cwd, timeout=180, **kw) -> subprocess.CompletedProcess:
@@ -73,30 +74,28 @@ def venv(built, tmp_path_factory) -> Path:
     return env
 
 
-def test_modules_import_from_the_wheel_and_stay_light(venv):
+def test_light_modules_import_from_the_wheel_without_torch(venv):
     py = venv/('Scripts/python.exe' if os.name == 'nt' else 'bin/python')
     code = ("import importlib, json, sys\n"
-            f"mods = {modules()!r}\n"
-            "files = {m: importlib.import_module('mnist_basics.' + m).__file__ for m in mods if m != 'draw'}\n"
+            f"files = {{m: importlib.import_module('mnist_basics.' + m).__file__ for m in {LIGHT!r}}}\n"
             f"heavy = sorted({{k.split('.')[0] for k in sys.modules}} & set({HEAVY!r}))\n"
-            "files['draw'] = importlib.import_module('mnist_basics.draw').__file__  # a widget: it needs ipywidgets by nature\n"
             "print(json.dumps({'files': files, 'heavy': heavy}))")
     r = run([py, '-c', code], cwd=venv.parent)
     out = json.loads(r.stdout)
     assert all(Path(f).resolve().is_relative_to(venv.resolve()) for f in out['files'].values()), out['files']
-    assert out['heavy'] == [], f"importing every module pulled in {out['heavy']} (import them inside the functions that need them)"
+    assert out['heavy'] == [], f"importing {LIGHT} pulled in {out['heavy']} (import them inside the functions that need them)"
 
 
-def test_command_from_the_wheel(venv):
+def test_command_from_the_wheel(venv, real_home):
+    """The wheel's own command on the real MNIST_SAMPLE (built offline by conftest's `offline_home`): the book's
+    validation counts and accuracies, 926/1010 and 1013/1028; and the help of each command."""
     exe = venv/('Scripts/mnist-basics.exe' if os.name == 'nt' else 'bin/mnist-basics')
     assert exe.exists()
-    r = run([exe, 'baseline', '--json'], cwd=venv.parent)
+    r = run([exe, 'baseline', '--json'], cwd=venv.parent, env={**os.environ, 'FASTAI_HOME': str(real_home)})
     res = json.loads(r.stdout)
-    # the default data is the real MNIST_SAMPLE: the book's validation counts and its accuracies, 926/1010 and 1013/1028
     assert res['n'] == {'3': 1010, '7': 1028}, res
     assert res['accuracy'] == {'3': 926/1010, '7': 1013/1028}, res
     assert (round(res['accuracy']['3'], 4), round(res['accuracy']['7'], 4)) == (0.9168, 0.9854)
-    assert res['mean'] == (926/1010 + 1013/1028)/2, res
-    assert res['source'] == 'shipped', res  # FASTAI_HOME is an empty folder: built offline from the wheel's own MNIST files
-    r = run([exe, 'data', '--help'], cwd=venv.parent)
-    assert '--all' in r.stdout
+    assert res['overall'] == (926 + 1013)/2038 and res['source'] == 'shipped', res
+    for cmd, option in (('data', '--path'), ('baseline', '--distance'), ('train', '--model')):
+        assert option in run([exe, cmd, '--help'], cwd=venv.parent).stdout

@@ -1,22 +1,13 @@
 """Open the series in JupyterLab on your own copies of the notebooks: `make lab`.
 Usage: python tools/lab.py [--work DIR] [--fresh] [jupyter lab options...]
 
-Running is not editing. The lessons in nbs/ are committed with their outputs; opening, running and
-saving them would rewrite them (outputs, kernel metadata), dirty `git status` and block `git pull`.
-So JupyterLab opens `_lab/nbs/` (gitignored): a copy of every lesson, made the first time and kept
-afterwards, so everything a learner types and runs stays there. When a lesson in nbs/ changes (after
-a `git pull`), its copy is refreshed at the next `make lab` if the learner typed nothing in it (cell
-sources equal to the lesson they were copied from: outputs do not count); if they did, their copy is
-kept beside the new lesson as `<name>.mine.ipynb` (`.mine-2`, ... if that exists). Copies of lessons
-that no longer exist are removed when untouched. `--fresh` starts every copy again from nbs/.
-
-Settings (the same for `make lab` and `make lab-test`):
-- tools/lab_settings/overrides.json: no "get notified about Jupyter news?" pop-up, no update check;
-- kernels idle for CULL_MINUTES are shut down, even while their tab is open (each notebook's kernel
-  holds 600 to 700 MB); `Run > Run All Cells` starts a new one.
+JupyterLab opens copies in `_lab/nbs/` (gitignored), so nbs/ stays as committed. After a `git pull`, a copy the learner
+typed nothing in (outputs do not count) is refreshed; an edited one is kept as `<name>.mine.ipynb` beside the new
+lesson. `--fresh` starts every copy again. Settings (shared with `make lab-test`): tools/lab_settings/overrides.json
+(no "Jupyter news" pop-up, no update check); kernels idle for CULL_MINUTES are shut down even with their tab open.
 """
 from __future__ import annotations
-import json, os, shutil, sys
+import argparse, json, os, shutil, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,15 +68,15 @@ def lab_command(work: Path = WORK, extra=()) -> list[str]:
     return cmd + list(extra)
 
 def main(argv=None):
-    args = list(sys.argv[1:] if argv is None else argv)
-    work, fresh = WORK, False
-    if '--fresh' in args: args.remove('--fresh'); fresh = True
-    if '--work' in args:
-        i = args.index('--work'); work = Path(args[i+1]).resolve(); del args[i:i+2]
-    for line in sync_copies(LESSONS, work, fresh): print(line)
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0], allow_abbrev=False)  # the rest goes to jupyter
+    ap.add_argument('--work', type=Path, default=WORK, help='where the copies go (default _lab/nbs)')
+    ap.add_argument('--fresh', action='store_true', help='start every copy again from nbs/')
+    args, extra = ap.parse_known_args(argv)
+    work = args.work.resolve()
+    for line in sync_copies(LESSONS, work, args.fresh): print(line)
     print(f'Opening your copies of the lessons in {_shown(work)}: '
           f'nbs/ stays as committed. Kernels idle for {CULL_MINUTES} minutes are shut down.', flush=True)
-    cmd = lab_command(work, args)
+    cmd = lab_command(work, extra)
     os.execv(cmd[0], cmd)
 
 if __name__ == '__main__': main()

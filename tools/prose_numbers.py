@@ -1,15 +1,9 @@
 """Numbers quoted in the prose must be numbers the notebook prints. Usage: python tools/prose_numbers.py [NB ...]
 
-For each notebook (default every `nbs/*.ipynb` except `index.ipynb`, whose figures are `make bench`
-measurements, not cell outputs), every decimal number (`0.9168`) and every whole number of 100 or more
-(`6,131`, `2038`) in a markdown cell must appear in the text output of some code cell of the same notebook,
-as printed in the *committed* outputs (stream text, `text/plain`, `text/html`, `text/markdown`). Commas
-between digit groups are ignored (6,131 matches 6131); the sign is not part of the number. Ignored: numbers
-in `backticks` and fenced code, in URLs and link targets, inside HTML tags, and parts of names or versions
-(`ResNet-18`, `mnist_png`, `2.8.12`).
-
-Prints one line per notebook; each failure names the notebook, the cell and the number. Exit status 1 if any
-number is not printed. `check(path)` returns the problems of one notebook (for tools/run_checks.py).
+In each notebook (default every nbs/*.ipynb but index.ipynb, whose figures come from `make bench`), every decimal
+number (`0.9168`) and every whole number of 100 or more (`6,131`) in a markdown cell must appear in the committed
+text output of some code cell of the same notebook (commas between digit groups and the sign ignored). Not prose:
+`code`, fenced code, URLs and link targets, HTML tags, parts of names or versions (`ResNet-18`, `2.8.12`).
 """
 from __future__ import annotations
 import json, re, sys
@@ -37,17 +31,11 @@ def quoted(md: str) -> list[str]:
 
 def printed(nb: dict) -> set[str]:
     "Every number in the committed text outputs of the notebook's code cells, commas removed"
-    texts = []
-    for c in nb['cells']:
-        if c['cell_type'] != 'code': continue
-        for o in c.get('outputs', []):
-            if o.get('output_type') == 'stream': texts.append(_text(o.get('text', '')))
-            for mime, v in (o.get('data') or {}).items():
-                if mime.startswith('text/'): texts.append(_text(v))
-    found = set()
-    for t in texts:
-        for m in re.finditer(r'(?<![\d,])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?', t): found.add(m.group(1).replace(',', '') + (m.group(2) or ''))
-    return found
+    outputs = [o for c in nb['cells'] for o in c.get('outputs', [])]
+    text = '\n'.join([_text(o.get('text', '')) for o in outputs] +
+                     [_text(v) for o in outputs for k, v in (o.get('data') or {}).items() if k.startswith('text/')])
+    return {m.group(1).replace(',', '') + (m.group(2) or '')
+            for m in re.finditer(r'(?<![\d,])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?', text)}
 
 def check(path: Path) -> list[str]:
     nb = json.loads(Path(path).read_text(encoding='utf-8'))
@@ -66,15 +54,7 @@ def notebooks(names=()) -> list[Path]:
     if names: return [p if (p := Path(n)).is_file() else NBS/(Path(n).stem + '.ipynb') for n in names]
     return sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith(('_', '.')) and p.name not in EXEMPT)
 
-def main(argv=None) -> dict:
-    results = {}
-    for p in notebooks(sys.argv[1:] if argv is None else argv):
-        problems = check(p)
-        results[p.name] = problems
-        print(f"{'PASS' if not problems else 'FAIL'} prose numbers {p.name}" + ''.join(f'\n    {x}' for x in problems))
-    nfail = sum(bool(v) for v in results.values())
-    print(f'prose numbers: {len(results) - nfail} passed, {nfail} failed')
-    return results
-
 if __name__ == '__main__':
-    sys.exit(1 if any(main().values()) else 0)
+    problems = [x for p in notebooks(sys.argv[1:]) for x in check(p)]
+    print('\n'.join(problems) or 'every number in the prose is printed by its notebook')
+    sys.exit(1 if problems else 0)

@@ -1,21 +1,13 @@
 """Every check of the project, in order, one definition: `make test` runs this, `.ci/run` and CI run `make test`.
 
-1. notebooks clean (`nbdev-clean` changes nothing);
-2. library in sync (`nbdev-export` changes nothing);
-3. README.md agrees with nbs/index.ipynb (tools/make_readme.py --check);
-4. numbers in the prose are printed by the notebook (tools/prose_numbers.py, on the committed outputs);
-5. links between notebooks (tools/check_links.py);
-6. every notebook runs once, fresh, and its committed outputs are up to date (tools/run_notebooks.py --check);
-7. the reading site built from the committed outputs, without running anything (`make site`), and checked in
-   headless Chromium (`make site-test`);
-8. pytest tests/ (started before the site stage, running alongside it: neither keeps both cores busy);
-9. the live JupyterLab session (`make lab-test`).
-
-Each notebook, each pytest test and each page counts as one check. Prints the time of each stage, and its very
-last line is `N passed, N failed` over everything; exit status 1 if anything failed.
-Environment: SKIP="site lab" leaves stages out (names: clean export readme prose links notebooks pytest site lab).
+Stages: setup (zizmor on the workflows; .venv holds the versions of requirements.lock), clean (nbdev-clean changes
+nothing), export (nbdev-export changes nothing), readme, prose (numbers printed), notebooks (run fresh, outputs up to
+date), site (built; pages, links between notebooks and anchors checked in Chromium), pytest (in the background
+during site), lab (`make lab-test`).
+Each notebook, pytest test and page counts as one check; prints each stage's time, and its last line is
+`N passed, N failed` over everything (exit status 1 if anything failed). SKIP="site lab" leaves stages out.
 """
-import hashlib, os, re, subprocess, sys, time
+import hashlib, os, re, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,30 +17,26 @@ results = []  # (name, ok, detail)
 stages = []   # (stage, seconds, passed, failed)
 SKIP = set(os.environ.get('SKIP', '').split())
 
-def digest(patterns):
-    out = {}
-    for pat in patterns:
-        for f in sorted(ROOT.glob(pat)):
-            if f.is_file() and '.ipynb_checkpoints' not in f.parts: out[f.relative_to(ROOT).as_posix()] = hashlib.sha256(f.read_bytes()).hexdigest()
-    return out
-
 def run(cmd, **kw):
     print(f"$ {' '.join(map(str, cmd))}", flush=True)
     return subprocess.run([str(c) for c in cmd], cwd=ROOT, **kw)
 
+def make(target) -> tuple[str, int]:
+    "Run a make target; its output and exit status"
+    p = run(['make', '--no-print-directory', '-s', target], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return p.stdout, p.returncode
+
 def stage(name):
     "Decorator: time a stage, count what it added to `results`, print its line"
     def wrap(fn):
-        def inner():
+        def inner(*args):
             if name in SKIP: return print(f'(skipped: {name})', flush=True)
             print(f'\n== {name}', flush=True)
             t0, n0 = time.perf_counter(), len(results)
-            secs = fn()  # a stage that ran in the background returns its own duration
-            secs = secs if isinstance(secs, float) else time.perf_counter() - t0
-            new = results[n0:]
-            ok = sum(r[1] for r in new)
-            stages.append((name, secs, ok, len(new) - ok))
-            print(f'== {name}: {ok} passed, {len(new) - ok} failed in {secs:.1f} s', flush=True)
+            secs = fn(*args) or time.perf_counter() - t0  # a stage that ran in the background returns its own time
+            ok = sum(r[1] for r in results[n0:])
+            stages.append((name, secs, ok, len(results) - n0 - ok))
+            print(f'== {name}: {ok} passed, {len(results) - n0 - ok} failed in {secs:.1f} s', flush=True)
         return inner
     return wrap
 
@@ -56,28 +44,49 @@ def record(name, ok, detail=''):
     results.append((name, ok, detail))
     print(f"{'PASS' if ok else 'FAIL'} {name}{': ' + detail if detail and not ok else ''}", flush=True)
 
+def tally(name, out: str, code: int):
+    "Count a tool's checks from its last line that says 'N passed' or 'N failed' (an error exit fails one at least)"
+    print(out, end='', flush=True)
+    last = next((line for line in reversed(out.splitlines()) if re.search(r'\d+ (passed|failed)', line)), '')
+    n = {k: int(v) for v, k in re.findall(r'(\d+) (passed|failed|error)', last)}
+    nfail = max(n.get('failed', 0) + n.get('error', 0), int(code != 0))
+    results.extend([(name, True, '')] * n.get('passed', 0) + [(name, False, last or 'see above')] * nfail)
+
 def unchanged_by(name, cmd, patterns, fix):
-    before = digest(patterns)
+    def digest():
+        files = [f for pat in patterns for f in sorted(ROOT.glob(pat)) if '.ipynb_checkpoints' not in f.parts]
+        return {f.relative_to(ROOT).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+    before = digest()
     p = run(cmd)
-    after = digest(patterns)
+    after = digest()
     changed = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     detail = f'exit {p.returncode}' if p.returncode else (f"changed {', '.join(changed)}; {fix}" if changed else '')
     record(name, p.returncode == 0 and not changed, detail)
 
-def counted(p_stdout: str, pattern: str):
-    "(passed, failed) from a summary line matching `pattern` with groups for the counts, or None"
-    m = None
-    for m in re.finditer(pattern, p_stdout): pass
-    return m
+@stage('setup')
+def setup():
+    "The workflows pass zizmor's audit, and .venv holds exactly the versions requirements.lock names"
+    p = run([BIN/'zizmor', '--offline', '--quiet', '.github/workflows/'], capture_output=True, text=True)
+    out = (p.stdout + p.stderr).strip()
+    record('workflows pass `zizmor --offline`', p.returncode == 0, (out or f'exit {p.returncode}').splitlines()[-1])
+    lock = ROOT/os.environ.get('LOCK', 'requirements.lock')
+    if not lock.is_file(): return print(f'(no lock file: {lock.name})')
+    want = {l.split('==')[0].lower(): l.strip() for l in lock.read_text().splitlines() if '==' in l and l[0] != '#'}
+    freeze = run([BIN/'python', '-m', 'pip', 'freeze', '--exclude-editable'], capture_output=True, text=True).stdout
+    have = {l.split('==')[0].lower(): l.strip() for l in freeze.splitlines() if '==' in l}
+    off = sorted(f"{v} (installed: {have.get(k, 'none')})" for k, v in want.items() if have.get(k) != v)
+    record(f'.venv holds the {len(want)} locked versions of {lock.name}', not off,
+           '; '.join(off[:5]) + ' (run `make setup`)')
 
 @stage('clean')
 def clean():
-    unchanged_by('notebooks clean (nbdev-clean changes nothing)', [BIN/'nbdev-clean'], ['nbs/**/*.ipynb'], 'run `make clean-nbs`')
+    unchanged_by('notebooks clean (nbdev-clean changes nothing)', [BIN/'nbdev-clean'], ['nbs/**/*.ipynb'],
+                 'run `make clean-nbs`')
 
 @stage('export')
 def export():
     unchanged_by('library in sync (nbdev-export changes nothing)', [BIN/'nbdev-export'],
-                 ['mnist_basics/**/*.py', 'nbs/llms.txt', 'pyproject.toml'], 'run `make export`')
+                 ['mnist_basics/**/*.py', 'pyproject.toml'], 'run `make export`')
 
 @stage('readme')
 def readme():
@@ -87,84 +96,56 @@ def readme():
 @stage('prose')
 def prose():
     import prose_numbers
-    for nb, problems in prose_numbers.main([]).items():
-        record(f'prose numbers {nb}', not problems, f'{len(problems)} number(s) not printed (see above)')
-
-@stage('links')
-def links():
-    import check_links
-    for nb in sorted((ROOT/'nbs').glob('*.ipynb')):
-        problems = check_links.check(nb)
+    for nb in prose_numbers.notebooks():
+        problems = prose_numbers.check(nb)
         for x in problems: print(f'    {x}')
-        record(f'links {nb.name}', not problems, f'{len(problems)} broken link(s) (see above)')
+        record(f'prose numbers {nb.name}', not problems, f'{len(problems)} number(s) not printed (see above)')
 
 @stage('notebooks')
 def notebooks():
     import run_notebooks
     # the digits found or built once, here, not by two notebooks at the same moment
-    run([sys.executable, '-c', 'from mnist_basics.sources import mnist_sample, mnist_all_digits; mnist_sample(); mnist_all_digits()'])
+    run([sys.executable, '-c', 'import mnist_basics.data as d; d.mnist_sample(); d.mnist_all_digits()'])
     for nb, (ok, secs, msg) in run_notebooks.main(['--check']).items():
         results.append((f'notebook {nb}', ok, msg.splitlines()[0] if msg else ''))
 
-_pytest = {}
-
-def pytest_start():
-    "Start pytest in the background (it runs while the reading site is built and checked); `pytest_suite` collects it"
-    if 'pytest' in SKIP or not (ROOT/'tests').is_dir(): return
-    import tempfile
-    log = tempfile.TemporaryFile(mode='w+')
-    cmd = [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', 'tests']
-    print(f"$ {' '.join(map(str, cmd))} (in the background, while the site is built and checked)", flush=True)
-    _pytest.update(p=subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True), log=log, t0=time.perf_counter())
-
 @stage('pytest')
-def pytest_suite():
-    if not _pytest: pytest_start()
-    if not _pytest: return
-    code = _pytest['p'].wait()
-    _pytest['log'].seek(0); out = _pytest['log'].read()
-    print(out, end='', flush=True)
-    print(f"(pytest ran for {time.perf_counter() - _pytest['t0']:.1f} s)")
-    if code == 5: return print('(pytest: no tests collected)')
-    last = out.strip().splitlines()[-1] if out.strip() else ''
-    n = {k: int(v) for v, k in re.findall(r'(\d+) (passed|failed|errors?)', last)}
-    npass, nfail = n.get('passed', 0), n.get('failed', 0) + n.get('error', 0) + n.get('errors', 0)
-    if code and not nfail: nfail = 1
-    results.extend([('pytest test', True, '')] * npass + [('pytest tests/', False, last)] * nfail)
-    print(f"{'PASS' if not code else 'FAIL'} pytest tests/: {npass} passed, {nfail} failed", flush=True)
-    return time.perf_counter() - _pytest['t0']
+def pytest_suite(started):
+    "pytest, started in the background before the site stage: its output, once it has finished"
+    proc, log, t0 = started
+    code = proc.wait()
+    log.seek(0)
+    tally('pytest tests/', log.read(), code)
+    return time.perf_counter() - t0
 
 @stage('site')
 def site():
-    p = run(['make', '--no-print-directory', '-s', 'site'])
+    p = run(['make', '--no-print-directory', '-s', 'site'])  # its output shown as it comes
     record('reading site built from the committed outputs (make site)', p.returncode == 0, f'exit {p.returncode}')
     if p.returncode: return
-    p = run(['make', '--no-print-directory', '-s', 'site-test'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    print(p.stdout, end='', flush=True)
-    m = counted(p.stdout, r'site: (\d+) passed, (\d+) failed')
-    npass, nfail = (int(m.group(1)), int(m.group(2))) if m else (0, 1)
-    if p.returncode and not nfail: nfail = 1
-    results.extend([('site page', True, '')] * npass + [('site-test', False, 'see above')] * nfail)
+    tally('site page', *make('site-test'))
 
 @stage('lab')
 def lab():
-    p = run(['make', '--no-print-directory', '-s', 'lab-test'], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    print(p.stdout, end='', flush=True)
-    m = counted(p.stdout, r'(\d+) passed, (\d+) failed')
-    npass, nfail = (int(m.group(1)), int(m.group(2))) if m else (int(p.returncode == 0), int(p.returncode != 0))
-    if p.returncode and not nfail: nfail = 1
-    results.extend([('lab-test', True, '')] * npass + [('lab-test', False, 'see above')] * nfail)
+    tally('lab-test', *make('lab-test'))
 
 if __name__ == '__main__':
     start = time.perf_counter()
-    for check in (clean, export, readme, prose, links, notebooks): check()
-    pytest_start()  # pytest and the reading site share the two cores: neither keeps both busy
-    for check in (site, pytest_suite, lab): check()
-    npass = sum(ok for _, ok, _ in results); nfail = len(results) - npass
-    print(f'\nstage      seconds  passed  failed   (pytest runs alongside site)')
+    for check in (setup, clean, export, readme, prose, notebooks): check()
+    if 'pytest' not in SKIP:  # pytest and the reading site share the two cores: neither keeps both busy
+        cmd = [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider', 'tests']
+        print(f"$ {' '.join(cmd)} (in the background, while the site is built and checked)", flush=True)
+        log = tempfile.TemporaryFile(mode='w+')
+        started = (subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True), log,
+                   time.perf_counter())
+    site()
+    pytest_suite(started if 'pytest' not in SKIP else None)
+    lab()
+    npass = sum(ok for _, ok, _ in results)
+    print('\nstage      seconds  passed  failed   (pytest runs alongside site)')
     for name, secs, ok, bad in stages: print(f'{name:<10} {secs:7.1f} {ok:7d} {bad:7d}')
     print(f"{'all':<10} {time.perf_counter() - start:7.1f}")
     for name, ok, detail in dict.fromkeys((n, o, d) for n, o, d in results if not o):
         print(f'  failed: {name}{": " + detail if detail else ""}')
-    print(f'{npass} passed, {nfail} failed', flush=True)
-    sys.exit(1 if nfail else 0)
+    print(f'{npass} passed, {len(results) - npass} failed', flush=True)
+    sys.exit(1 if len(results) > npass else 0)
