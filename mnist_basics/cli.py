@@ -69,7 +69,7 @@ def cmd_baseline(args) -> dict:
     return res
 
 # %% ../nbs/90_cli.ipynb #0737535f
-DEFAULTS = {'linear': dict(epochs=10, lr=1.0), 'mlp': dict(epochs=40, lr=0.1)}  # the book's, for its two models
+DEFAULTS = {'linear': dict(epochs=10, lr=1.0), 'simple_net': dict(epochs=40, lr=0.1)}  # the book's, for its two models
 
 def cmd_train(args) -> dict:
     "Train a seeded model on the folder with fastai's `Learner` and `SGD`; print the losses and accuracy of each epoch"
@@ -128,9 +128,9 @@ def make_parser() -> argparse.ArgumentParser:
         "Train a linear model or the book's simple_net with fastai's Learner and SGD on a folder of two classes or more "
         "(two: the chapter's mnist_loss; more: cross-entropy), seeded so that a run can be repeated exactly.")
     t.add_argument('--path', help=folder)
-    t.add_argument('--model', choices=list(DEFAULTS), default='linear', help="'linear' (default) or 'mlp', the book's simple_net (784-30-1)")
-    t.add_argument('--epochs', type=int, help='passes over the training images (default: 10 for linear, 40 for mlp)')
-    t.add_argument('--lr', type=float, help='learning rate (default: 1.0 for linear, 0.1 for mlp)')
+    t.add_argument('--model', choices=list(DEFAULTS), default='linear', help="'linear' (default) or 'simple_net', the book's simple_net (784-30-1)")
+    t.add_argument('--epochs', type=int, help='passes over the training images (default: 10 for linear, 40 for simple_net)')
+    t.add_argument('--lr', type=float, help='learning rate (default: 1.0 for linear, 0.1 for simple_net)')
     t.add_argument('--bs', type=int, default=256, help='batch size (default: 256, as in the book)')
     t.add_argument('--seed', type=int, default=42, help='random seed for set_seed (default: 42)')
     t.add_argument('--json', action='store_true', help='print one JSON object with the history')

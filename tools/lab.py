@@ -56,6 +56,10 @@ def sync_copies(lessons: Path = LESSONS, work: Path = WORK, fresh: bool = False)
         orig.unlink()
     return notes
 
+# fastai 2.8's import makes torch 2.14 warn that `torch.jit.script` is deprecated: noise for a learner, so kernels
+# started from here (and by tools/run_notebooks.py) hide that one warning.
+QUIET = {'PYTHONWARNINGS': 'ignore:`torch.jit.script` is deprecated:FutureWarning'}
+
 def lab_command(work: Path = WORK, extra=()) -> list[str]:
     "The `jupyter lab` command line of `make lab`: root folder, settings, kernel culling"
     cmd = [str(Path(sys.executable).parent/'jupyter'), 'lab',
@@ -77,6 +81,7 @@ def main(argv=None):
     print(f'Opening your copies of the lessons in {_shown(work)}: '
           f'nbs/ stays as committed. Kernels idle for {CULL_MINUTES} minutes are shut down.', flush=True)
     cmd = lab_command(work, extra)
+    os.environ.update(QUIET)
     os.execv(cmd[0], cmd)
 
 if __name__ == '__main__': main()

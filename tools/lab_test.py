@@ -18,7 +18,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from browser import FLAGS, chromium_path, shot  # noqa: E402
-from lab import ROOT, LESSONS, lab_command, sync_copies  # noqa: E402
+from lab import ROOT, LESSONS, QUIET, lab_command, sync_copies  # noqa: E402
 
 TEST, SHOTS, TIMES = ROOT/'_lab'/'test', ROOT/'_lab'/'screenshots', ROOT/'_lab'/'lab-test-times.json'
 # the browser resolves no name but 127.0.0.1: nothing can come from another host
@@ -62,7 +62,7 @@ class Server:
         extra = ['--no-browser', '--ServerApp.ip=127.0.0.1', f'--ServerApp.port={port}', '--ServerApp.port_retries=0',
                  f'--IdentityProvider.token={self.token}', f'--LabApp.user_settings_dir={TEST/"user-settings"}',
                  f'--LabApp.workspaces_dir={TEST/"workspaces"}']
-        env = {**os.environ, 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', '1')}  # two kernels on two cores
+        env = {**os.environ, **QUIET, 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', '1')}  # two kernels on two cores
         with open(TEST/'server.log', 'w') as log:
             self.proc = psutil.Popen(lab_command(work, extra), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)  # Ctrl-C reaches this script, which stops the server

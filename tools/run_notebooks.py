@@ -6,13 +6,17 @@ cells nbdev-test would run; an error fails it, except in a cell tagged `raises-e
 outputs into the notebook and runs `nbdev-clean` on it; `--check` fails naming the first cell whose committed outputs
 differ, with the tolerances the README describes (what varies between machines masked; decimals within one unit in
 the last digit or 0.1 %; pictures of the same size within IMG_MEAN levels on average and IMG_FRACTION of pixels by
-more than IMG_LEVEL; in a cell that measures time, decimals and pixels not compared). `--exact`: no tolerance.
+more than IMG_LEVEL; in a cell that measures time, decimals and pixels not compared; in a cell tagged `file-order`,
+whose output follows the file system's listing order as the book's unsorted `ls()` does, only the kinds of output).
+`--exact`: no tolerance.
 """
 from __future__ import annotations
 import argparse, base64, difflib, io, json, multiprocessing, os, re, subprocess, sys, tempfile, time
 from decimal import Decimal
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lab import QUIET
 
 ROOT = Path(__file__).resolve().parent.parent
 NBS = ROOT/'nbs'
@@ -36,7 +40,7 @@ def cells_to_run(path: Path) -> set[int]:
 
 def execute(path: str, run: list[int], timeout: int, cwd: str) -> dict:
     "Run one notebook (cells `run` only) in a fresh kernel; returns its outputs per cell index, seconds and any error"
-    os.environ.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', IN_TEST='1', PYDEVD_DISABLE_FILE_VALIDATION='1')
+    os.environ.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', IN_TEST='1', PYDEVD_DISABLE_FILE_VALIDATION='1', **QUIET)
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
@@ -179,11 +183,12 @@ def _parts(o) -> dict:
     return {k: _text(v) if isinstance(v, str) or k.startswith('text/') else json.dumps(v, sort_keys=True)
             for k, v in o.get('data', {}).items()}
 
-def outputs_differ(old: list, new: list, exact=False, timing=False) -> str | None:
+def outputs_differ(old: list, new: list, exact=False, timing=False, file_order=False) -> str | None:
     "None if a cell's committed outputs `old` agree with fresh outputs `new`; else what differs first"
     old, new = [_parts(o) for o in normalise(old)], [_parts(o) for o in normalise(new)]
     if [sorted(p) for p in old] != [sorted(p) for p in new]:
         return f'outputs are {[sorted(p) for p in old]} (committed) but {[sorted(p) for p in new]} (fresh)'
+    if file_order: return None  # the output follows the file system's listing order: only its kinds are compared
     for a, b in zip(old, new):
         for kind in sorted(a):
             picture = kind.startswith('image/') and kind != 'image/svg+xml'
@@ -195,7 +200,8 @@ def first_difference(nb, fresh: dict, exact=False) -> str | None:
     "The first executed cell whose committed outputs disagree with the fresh ones, described; None if all agree"
     for i, c in enumerate(nb.cells):
         if i not in fresh or c.cell_type != 'code': continue
-        d = outputs_differ(c.get('outputs', []), fresh[i], exact, bool(TIMING_SOURCE.search(_text(c.source))))
+        d = outputs_differ(c.get('outputs', []), fresh[i], exact, bool(TIMING_SOURCE.search(_text(c.source))),
+                           'file-order' in c.get('metadata', {}).get('tags', []))
         if d:
             first = next((l for l in _text(c.source).splitlines() if l.strip() and not l.startswith('#|')), '')[:70]
             return f'cell {i} ({first!r}): {d}'
