@@ -18,12 +18,12 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from browser import FLAGS, chromium_path, shot  # noqa: E402
-from lab import ROOT, LESSONS, QUIET, lab_command, sync_copies  # noqa: E402
+from lab import ROOT, LESSONS, KERNEL_ENV, lab_command, sync_copies  # noqa: E402
 
 TEST, SHOTS, TIMES = ROOT/'_lab'/'test', ROOT/'_lab'/'screenshots', ROOT/'_lab'/'lab-test-times.json'
 # the browser resolves no name but 127.0.0.1: nothing can come from another host
 OFFLINE = ['--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1']
-RUN_TIMEOUT = 150        # seconds for one notebook's Run All
+RUN_TIMEOUT = 300        # seconds for one notebook's Run All (20_nonlinearity's ResNet epoch takes about 2 min)
 LESSON_BUDGET_MB = 800   # peak private memory (RssAnon) of a lesson's kernel, MB of 10^6 bytes
 WIDGET_MIME = 'application/vnd.jupyter.widget-view+json'
 PANEL = '.jp-NotebookPanel:not(.lm-mod-hidden)'  # the notebook on show (JupyterLab hides the others)
@@ -62,7 +62,7 @@ class Server:
         extra = ['--no-browser', '--ServerApp.ip=127.0.0.1', f'--ServerApp.port={port}', '--ServerApp.port_retries=0',
                  f'--IdentityProvider.token={self.token}', f'--LabApp.user_settings_dir={TEST/"user-settings"}',
                  f'--LabApp.workspaces_dir={TEST/"workspaces"}']
-        env = {**os.environ, **QUIET, 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', '1')}  # two kernels on two cores
+        env = {**os.environ, **KERNEL_ENV, 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', '1')}  # two kernels on two cores
         with open(TEST/'server.log', 'w') as log:
             self.proc = psutil.Popen(lab_command(work, extra), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
                                      start_new_session=True)  # Ctrl-C reaches this script, which stops the server

@@ -16,7 +16,7 @@ from decimal import Decimal
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lab import QUIET
+from lab import KERNEL_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
 NBS = ROOT/'nbs'
@@ -40,7 +40,7 @@ def cells_to_run(path: Path) -> set[int]:
 
 def execute(path: str, run: list[int], timeout: int, cwd: str) -> dict:
     "Run one notebook (cells `run` only) in a fresh kernel; returns its outputs per cell index, seconds and any error"
-    os.environ.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', IN_TEST='1', PYDEVD_DISABLE_FILE_VALIDATION='1', **QUIET)
+    os.environ.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', IN_TEST='1', PYDEVD_DISABLE_FILE_VALIDATION='1', **KERNEL_ENV)
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
