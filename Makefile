@@ -36,8 +36,10 @@ $(STAMP):
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2)
-	@{ echo "# Exact versions that make setup installs (pip constraints). Refresh with make lock."; \
-	   .lock-venv/bin/python -m pip freeze --exclude-editable; } > $(LOCK)
+	@# PyTorch pins its own CUDA runtime exactly (nvidia-*, cuda-*, triton): those are left to it.
+	@{ echo "# Exact versions that make setup installs (pip constraints), made with Python $$(.lock-venv/bin/python -V | cut -d' ' -f2)."; \
+	   echo "# Refresh with make lock (PYTHON=python3.x picks the Python; use the oldest you support)."; \
+	   .lock-venv/bin/python -m pip freeze --exclude-editable | grep -viE '^(nvidia-|cuda-|triton==)'; } > $(LOCK)
 	rm -rf .lock-venv
 	@echo "wrote $(LOCK): $$(grep -vc '^#' $(LOCK)) packages"
 
