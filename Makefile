@@ -82,16 +82,16 @@ bench: $(STAMP)
 
 # ---- The reading site and slides: tools/build_site.py, checked in Chromium by tools/site_test.py ----
 # `make site` renders the committed notebooks (their outputs as committed: nothing is run) to _site/: one page
-# per notebook plus slides of the hand-picked cells; `make slides` writes only _site/slides/; `make site-test`
-# opens every page in headless Chromium (Debian's chromium, installed when missing, or $CHROMIUM) and saves
-# screenshots in _site/screenshots/. SITE_ARGS=... passes options to build_site.py.
+# per notebook plus slides of the hand-picked cells, and Pagefind's search index; `make slides` writes only
+# _site/slides/; `make site-test` opens every page in headless Chromium (Debian's chromium, installed when missing, or
+# $CHROMIUM), runs axe-core on it and saves screenshots in _site_shots/. SITE_ARGS=... passes options to build_site.py.
 .PHONY: site slides site-test
 SITE_ARGS ?=
 NPM ?= npm
 NODE_STAMP := node_modules/.package-lock.json
 APT := $(shell [ "$$(id -u)" = 0 ] || echo sudo) env DEBIAN_FRONTEND=noninteractive apt-get
 
-# MathJax and reveal.js for the pages, from the npm registry (package-lock.json), never from a CDN.
+# MathJax, reveal.js, Pagefind and axe-core for the pages and their test, from the npm registry (package-lock.json).
 $(NODE_STAMP): package.json package-lock.json
 	@command -v $(NPM) >/dev/null || { echo "npm not found: install Node.js and npm (e.g. $(APT) install -y nodejs npm)"; exit 1; }
 	$(NPM) ci --no-audit --no-fund --loglevel=error
@@ -103,7 +103,7 @@ site: $(STAMP) $(NODE_STAMP)
 slides: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python tools/build_site.py --slides-only $(SITE_ARGS)
 
-site-test: $(STAMP)
+site-test: $(STAMP) $(NODE_STAMP)
 	@[ -n "$$CHROMIUM" ] || command -v chromium >/dev/null || { echo "Installing Debian's chromium for the browser test..."; \
 		$(APT) update -qq && $(APT) install -y -qq chromium >/dev/null; }
 	$(BIN)/python tools/site_test.py

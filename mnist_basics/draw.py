@@ -1,4 +1,4 @@
-"""A canvas where you draw a digit with the mouse and see it as a classifier sees it: 28x28 pixels, scaled and centred as MNIST's digits were, its distance to each ideal digit and what each model says; and a slider that walks through the validation digits.
+"""A canvas where you draw a digit with the mouse and see it as a classifier sees it: 28x28 pixels, scaled and centred as MNIST's digits were, its distance to each ideal digit and what each model says, or that it does not look like a digit it knows; and an explorer that steps through the validation digits.
 
 Docs: https://mnist-basics.github.io/mnist_basics/draw.html.md"""
 
@@ -6,16 +6,18 @@ Docs: https://mnist-basics.github.io/mnist_basics/draw.html.md"""
 
 # %% ../nbs/04_draw.ipynb #2b311227
 from __future__ import annotations
-import html, io
+import base64, html, io
 from typing import Callable
-import anywidget, numpy as np, torch, traitlets
+import anywidget, ipywidgets as W, numpy as np, torch, traitlets
 import matplotlib.pyplot as plt
 from PIL import Image, ImageDraw
 from fastai.torch_core import show_image, subplots
 from .baseline import PixelSimilarity, centre_of_mass
 
 # %% auto #0
-__all__ = ['EXAMPLE_STROKES', 'strokes_image', 'mnist_style', 'DrawDigit', 'explore_digit', 'digit_explorer']
+__all__ = ['EXAMPLE_STROKES', 'PEN_SCALE', 'PEN_LEAST', 'MNIST_INK', 'LEAST_SPAN', 'FAR', 'LEAST_WIDTH', 'strokes_image',
+           'mnist_style', 'drawing_size', 'pen_width', 'ink', 'ink_width', 'not_a_digit', 'DrawDigit', 'explore_digit',
+           'digit_explorer']
 
 # %% ../nbs/04_draw.ipynb #12a2ae3d
 def strokes_image(strokes:list, # strokes, each a list of (x, y) points on the canvas
@@ -53,6 +55,51 @@ def mnist_style(img, # a picture with ink high on a dark background (PIL image, 
     out[top:top+h, left:left+w] = small
     return out
 
+# %% ../nbs/04_draw.ipynb #402f2903
+EXAMPLE_STROKES = {  # a 3 and a 7 as a hand draws them on the 280x280 canvas
+    '3': [[(84, 62), (112, 39), (154, 34), (185, 50), (190, 84), (168, 112), (129, 129), (168, 140), (196, 168),
+           (196, 202), (168, 230), (126, 238), (84, 218)]],
+    '7': [[(78, 45), (202, 45), (174, 112), (146, 174), (126, 241)]],
+}
+
+# %% ../nbs/04_draw.ipynb #63c58b56
+PEN_SCALE, PEN_LEAST = 0.1, 4  # the pen's width: a tenth of the drawing's larger side, at least 4 pixels
+
+def drawing_size(strokes:list) -> float:
+    "The larger side of the box around the strokes' points, in canvas pixels (0 for a dot)"
+    pts = np.array([p for s in strokes for p in s], dtype=float).reshape(-1, 2)
+    return float(np.ptp(pts, 0).max()) if len(pts) else 0.
+
+def pen_width(strokes:list) -> int:
+    "The pen's width for these strokes: `PEN_SCALE` of the drawing's size, at least `PEN_LEAST`"
+    return max(PEN_LEAST, int(np.floor(PEN_SCALE*drawing_size(strokes) + 0.5)))
+
+# %% ../nbs/04_draw.ipynb #0e940a10
+MNIST_INK = (48, 182)  # pixels > 0.5 in MNIST's training 3s and 7s: 1st and 99th percentile (measured below)
+def ink(x:torch.Tensor) -> int: return int((x > 0.5).sum())
+
+# %% ../nbs/04_draw.ipynb #917d875f
+LEAST_SPAN = 0.1  # of the canvas's side
+FAR = {'l1': 0.1758, 'rmse': 0.3138}  # 99th percentile of the validation 3s' and 7s' distance to the nearest ideal
+LEAST_WIDTH = 8  # columns holding a pixel > 0.5: 1st percentile of the training 3s and 7s
+
+def ink_width(x:torch.Tensor) -> int:
+    "How many columns of `x` hold a pixel darker than one half"
+    return int((x > 0.5).any(-2).sum())
+
+def not_a_digit(x:torch.Tensor, # the drawing as MNIST's 28x28, in [0, 1]
+                nearest:float, # its distance to the nearest ideal
+                distance:str='l1', # the distance measured: 'l1' or 'rmse'
+                span:float=1., # the drawing's size as a fraction of the canvas's side
+               ) -> str: # why the drawing does not look like MNIST's 3s and 7s, or '' when nothing says so
+    "Why `x` does not look like one of the 3s and 7s pixel similarity was built from ('' if it may be one)"
+    if span < LEAST_SPAN: return f"almost no ink: the drawing spans {span:.0%} of the canvas, less than {LEAST_SPAN:.0%}"
+    if nearest > FAR[distance]:
+        return f"it is {nearest:.3f} from the nearest ideal, and 99% of MNIST's 3s and 7s are within {FAR[distance]:.3f}"
+    if ink_width(x) < LEAST_WIDTH:
+        return f"its ink is {ink_width(x)} pixels wide, and 99% of MNIST's 3s and 7s are at least {LEAST_WIDTH}"
+    return ''
+
 # %% ../nbs/04_draw.ipynb #a65cbd7a
 def _pct(p:float) -> str: return '>99%' if p > 0.995 else '<1%' if p < 0.005 else f'{p:.0%}'
 
@@ -66,46 +113,66 @@ def _model_says(model:Callable, x:torch.Tensor, classes:list|None) -> str:
         return ', '.join(f'{names[i]} ({_pct(probs[i].item())})' for i in probs.argsort(descending=True, stable=True)[:3].tolist())
     except Exception as e: return f'error: {type(e).__name__}: {e}'
 
-def _report(x:torch.Tensor, pixels:PixelSimilarity|None, models:dict, classes:list|None) -> str:
-    "HTML: the distances of `x` to each ideal, the nearest ideal, and what each model says"
+def _known(classes:list) -> str:
+    "'3 and 7', '0, 1 and 2': the classes a widget knows, in a sentence"
+    return ' and '.join([', '.join(classes[:-1]), classes[-1]] if len(classes) > 1 else classes)
+
+def _report(x:torch.Tensor, pixels:PixelSimilarity|None, models:dict, classes:list|None, span:float=1.) -> str:
+    "HTML: the distances of `x` to each ideal, then the nearest ideal or why the drawing is not a digit it knows, and what each model says"
     parts = []
     if pixels is not None:
         d = pixels.distances(x).tolist()
         order = sorted(range(len(d)), key=d.__getitem__)
+        names = [html.escape(c) for c in pixels.classes]
         parts.append(f'<div class="mnist-draw-dist">{pixels.distance.upper()} distance to each ideal: ' +
-                     ', '.join(f'<b>{html.escape(pixels.classes[i])}</b> {d[i]:.3f}' for i in order) + '</div>')
-        parts.append(f'<div class="mnist-draw-answer">nearest ideal: <b>{html.escape(pixels.classes[pixels.predict(x).item()])}</b></div>')
+                     ', '.join(f'<span class="mnist-draw-pair"><b>{names[i]}</b> {d[i]:.3f}</span>' for i in order) + '</div>')
+        why = not_a_digit(x, d[order[0]], pixels.distance, span)
+        a_or = ' or a '.join(names)
+        if why: parts.append(f'<div class="mnist-draw-answer mnist-draw-doubt">This does not look like a {a_or}: {html.escape(why)}. '
+                             f'I only know {_known(names)}.</div>')
+        else: parts.append(f'<div class="mnist-draw-answer">nearest ideal: <b>{names[order[0]]}</b> '
+                           f'<span class="mnist-draw-known">(I only know {_known(names)})</span></div>')
     for name, model in models.items():
         parts.append(f'<div class="mnist-draw-answer">{html.escape(str(name))}: <b>{html.escape(_model_says(model, x, classes))}</b></div>')
     return ''.join(parts)
 
 # %% ../nbs/04_draw.ipynb #9cbb9e8b
 _CSS = """
-.mnist-draw-row { display: flex; gap: 18px; align-items: flex-start; font-family: var(--jp-ui-font-family, sans-serif); }
+.mnist-draw-row { display: flex; flex-wrap: wrap; gap: 8px 18px; align-items: flex-start; font-family: var(--jp-ui-font-family, sans-serif); }
+.mnist-draw-side { flex: 1 1 200px; min-width: 0; max-width: 300px; }
+.mnist-draw-pair, .mnist-draw-known { white-space: nowrap; }
 .mnist-draw-pad { background: #fffdf6; border: 2px solid #c9c2ad; border-radius: 8px; cursor: crosshair; touch-action: none; }
 .mnist-draw-small { width: 112px; height: 112px; image-rendering: pixelated; border: 1px solid #999; }
-.mnist-draw-caption, .mnist-draw-dist { font-size: 12px; color: #555; margin: 4px 0; max-width: 300px; }
+.mnist-draw-caption, .mnist-draw-dist { font-size: 12px; color: #555; margin: 4px 0; }
+.mnist-draw-doubt { font-size: 15px; color: #8a4b00; }
+.mnist-draw-known { font-size: 13px; color: #555; }
 .mnist-draw-answer { font-size: 18px; margin: 6px 0; }
 .mnist-draw-answer b { font-size: 28px; color: #0b5cad; }
 .mnist-draw button { margin-top: 6px; padding: 3px 14px; }
 """
 _ESM = """
 function render({ model, el }) {
-  const side = model.get('canvas'), pen = model.get('pen');
+  const side = model.get('canvas'), scale = model.get('pen_scale'), least = model.get('pen_least');
   el.classList.add('mnist-draw');
   el.innerHTML = `<div class="mnist-draw-row">
     <div><canvas class="mnist-draw-pad" width="${side}" height="${side}"></canvas><br>
       <button class="mnist-draw-clear">Clear</button></div>
-    <div><canvas class="mnist-draw-small" width="28" height="28"></canvas>
+    <div class="mnist-draw-side"><canvas class="mnist-draw-small" width="28" height="28"></canvas>
       <div class="mnist-draw-caption">what the classifier sees: 28x28 pixels</div>
       <div class="mnist-draw-report"></div></div></div>`;
   const pad = el.querySelector('.mnist-draw-pad'), ctx = pad.getContext('2d');
   const small = el.querySelector('.mnist-draw-small').getContext('2d');
   let strokes = model.get('strokes').map(s => s.slice()), current = null;
+  const penFor = all => {  // as pen_width in Python: a tenth of the drawing's larger side, at least 4 pixels
+    const p = all.flat(), xs = p.map(q => q[0]), ys = p.map(q => q[1]);
+    const size = p.length ? Math.max(Math.max(...xs) - Math.min(...xs), Math.max(...ys) - Math.min(...ys)) : 0;
+    return Math.max(least, Math.floor(scale * size + 0.5));
+  };
   const paint = () => {
+    const all = current ? strokes.concat([current]) : strokes;
     ctx.clearRect(0, 0, side, side);
-    Object.assign(ctx, {strokeStyle: '#1d1d1d', lineWidth: pen, lineCap: 'round', lineJoin: 'round'});
-    for (const s of current ? strokes.concat([current]) : strokes) {
+    Object.assign(ctx, {strokeStyle: '#1d1d1d', lineWidth: penFor(all), lineCap: 'round', lineJoin: 'round'});
+    for (const s of all) {
       ctx.beginPath(); ctx.moveTo(s[0][0], s[0][1]);
       for (const [x, y] of s.length > 1 ? s.slice(1) : [[s[0][0] + 0.01, s[0][1]]]) ctx.lineTo(x, y);
       ctx.stroke();
@@ -124,7 +191,7 @@ function render({ model, el }) {
     px.forEach((v, i) => img.data.set([255 - v, 255 - v, 255 - v, 255], 4 * i));
     small.putImageData(img, 0, 0);
     el.querySelector('.mnist-draw-report').innerHTML = model.get('report');
-    el.dataset.strokes = model.get('done'); el.dataset.ink = px.filter(v => v > 0).length;
+    el.dataset.strokes = model.get('done'); el.dataset.ink = px.filter(v => v > 127).length;
   };
   model.on('change:done', show); model.on('change:report', show);
   el.dataset.sent = strokes.length; paint(); show();
@@ -142,7 +209,8 @@ class DrawDigit(anywidget.AnyWidget):
     report = traitlets.Unicode('').tag(sync=True)    # to the browser: distances and answers, HTML
     done = traitlets.Int(0).tag(sync=True)           # strokes taken into account so far
     canvas = traitlets.Int(280).tag(sync=True)       # the canvas's side, in pixels
-    pen = traitlets.Int(22).tag(sync=True)           # the pen's width, in pixels
+    pen_scale = traitlets.Float(PEN_SCALE).tag(sync=True)  # the pen's width as a fraction of the drawing's size...
+    pen_least = traitlets.Int(PEN_LEAST).tag(sync=True)    # ...and at least this many pixels
 
     def __init__(self, ideals:dict|None=None, # `{class name: ideal image (28, 28)}`, such as `{'3': mean3, '7': mean7}`
                  models:dict|None=None, # `{name: model}`, each a callable from `(1, 784)` pixels to logits
@@ -163,22 +231,16 @@ class DrawDigit(anywidget.AnyWidget):
     @property
     def digit(self) -> torch.Tensor:
         "The drawing as an MNIST digit: `(28, 28)`, float, in [0, 1]"
-        return mnist_style(strokes_image(self.strokes, self.canvas, self.pen))
+        return mnist_style(strokes_image(self.strokes, self.canvas, pen_width(self.strokes)))
 
     def update(self):
         "Recompute the picture, the distances and the answers from the strokes"
         x = self.digit
         with self.hold_sync():
             self.pixels = (x*255).round().to(torch.uint8).flatten().tolist()
-            self.report = _report(x, self.pixel_similarity, self.models, self.classes) if self.strokes else '<i>Draw a digit: one stroke or several.</i>'
+            span = drawing_size(self.strokes)/self.canvas
+            self.report = _report(x, self.pixel_similarity, self.models, self.classes, span) if self.strokes else '<i>Draw a digit: one stroke or several.</i>'
             self.done = len(self.strokes)
-
-# %% ../nbs/04_draw.ipynb #402f2903
-EXAMPLE_STROKES = {  # a 3 and a 7 as a hand draws them on the 280x280 canvas
-    '3': [[(84, 62), (112, 39), (154, 34), (185, 50), (190, 84), (168, 112), (129, 129), (168, 140), (196, 168),
-           (196, 202), (168, 230), (126, 238), (84, 218)]],
-    '7': [[(78, 45), (202, 45), (174, 112), (146, 174), (126, 241)]],
-}
 
 # %% ../nbs/04_draw.ipynb #e791067f
 def explore_digit(i:int, # image number, counting through the classes of `stacks` in order
@@ -197,8 +259,8 @@ def explore_digit(i:int, # image number, counting through the classes of `stacks
     d = dict(zip(pixels.classes, pixels.distances(image).tolist()))
     pred = pixels.classes[pixels.predict(image).item()]
     verdict = 'right' if pred == label else 'wrong'
-    fig, axs = subplots(1, 1 + len(ideals), imsize=1.8, suptitle=f'nearest ideal: {pred} ({verdict})')
-    titles = [f'image {i}: a {label}'] + [f'ideal {c}\n{distance.upper()} {v:.4f}' for c, v in d.items()]
+    fig, axs = subplots(1, 1 + len(ideals), imsize=1.8)
+    titles = [f'image {i}: a {label}\nnearest ideal: {pred} ({verdict})'] + [f'ideal {c}\n{distance.upper()} {v:.4f}' for c, v in d.items()]
     for im, t, ax in zip([image, *pixels.ideals], titles, axs.flat): show_image(im.numpy(), ax=ax, title=t, cmap='Greys', vmin=0, vmax=1)
     fig.tight_layout()
     plt.close(fig)
@@ -206,26 +268,43 @@ def explore_digit(i:int, # image number, counting through the classes of `stacks
 
 # %% ../nbs/04_draw.ipynb #216e627e
 def _digit_html(info:dict) -> str:
-    "One line of HTML: the image's class, its distance to each ideal, and the verdict"
-    ds = ', '.join(f'ideal {html.escape(c)}: <b>{v:.4f}</b>' for c, v in info['distances'].items())
-    return (f"image {info['index']} is a <b>{html.escape(info['label'])}</b>. Distances: {ds}. "
-            f"Nearest ideal: <b>{html.escape(info['prediction'])}</b>, <b>{info['verdict']}</b>.")
+    "HTML: the image's class, its distance to each ideal, and the verdict; no label is wrapped away from its number"
+    def keep(s): return f'<span style="white-space:nowrap">{s}</span>'
+    ds = ', '.join(keep(f'ideal {html.escape(c)}: <b>{v:.4f}</b>') for c, v in info['distances'].items())
+    image, nearest = keep(f"image {info['index']}"), keep(f"Nearest ideal: <b>{html.escape(info['prediction'])}</b>,")
+    return f"{image} is a <b>{html.escape(info['label'])}</b>. Distances: {ds}. {nearest} <b>{info['verdict']}</b>."
+
+class _Explorer(W.VBox):
+    "The explorer's widgets; where widgets cannot show (a web page), the picture of the image on show"
+    def _repr_mimebundle_(self, **kwargs):
+        return {**super()._repr_mimebundle_(**kwargs), 'image/png': base64.b64encode(self.children[1].value).decode()}
+
+def _png(fig) -> tuple[bytes, int]:
+    "The figure as PNG bytes and its width in pixels"
+    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=90)
+    return buf.getvalue(), Image.open(buf).size[0]
 
 def digit_explorer(stacks:dict, # `{class name: float stack (n, h, w)}`, such as the validation images
                    ideals:dict, # `{class name: ideal image (h, w)}`
                    distance:str='l1', # 'l1' or 'rmse'
                    start:int=0, # the image shown first
                   ):
-    "A slider over the images of `stacks` above a picture of the chosen image beside `ideals`, its distances and verdict"
-    import ipywidgets as W
+    "Buttons, a number box and a slider over the images of `stacks`; the chosen image beside `ideals`, its distances and verdict"
     explore_digit(start, stacks, ideals, distance)  # bad arguments fail here, before any widget is made
     n = sum(len(s) for s in stacks.values())
-    slider = W.IntSlider(value=start, min=0, max=n - 1, description='image', continuous_update=False)
+    number = W.BoundedIntText(value=start, min=0, max=n - 1, description='image', layout=W.Layout(width='150px'))
+    slider = W.IntSlider(value=start, min=0, max=n - 1, readout=False, continuous_update=False, layout=W.Layout(flex='1 1 120px'))
+    W.link((number, 'value'), (slider, 'value'))
+    back, on = W.Button(description='previous', layout=W.Layout(width='80px')), W.Button(description='next', layout=W.Layout(width='80px'))
+    back.on_click(lambda b: setattr(number, 'value', max(0, number.value - 1)))
+    on.on_click(lambda b: setattr(number, 'value', min(n - 1, number.value + 1)))
     picture, text = W.Image(format='png'), W.HTML()
     def show(change=None):
-        info = explore_digit(slider.value, stacks, ideals, distance)
-        buf = io.BytesIO(); info['figure'].savefig(buf, format='png', dpi=90)
-        picture.value, text.value = buf.getvalue(), _digit_html(info)
-    slider.observe(show, names='value')
+        info = explore_digit(number.value, stacks, ideals, distance)
+        png, width = _png(info['figure'])
+        picture.value, text.value = png, _digit_html(info)
+        picture.layout = W.Layout(width=f'{width}px', max_width='100%')  # drawn at its own size: no blurry stretching
+    number.observe(show, names='value')
     show()
-    return W.VBox([slider, picture, text])
+    controls = W.HBox([back, on, number, slider], layout=W.Layout(flex_flow='row wrap', align_items='center', width='100%'))
+    return _Explorer([controls, picture, text])

@@ -47,29 +47,58 @@ def _as_plain(x):
 
 def _number(x) -> bool: return isinstance(x, (int, float)) and not isinstance(x, bool)
 
+def _same(a, e, tol:float) -> bool:
+    "Is the plain value `a` equal to `e`, numbers within `tol` (relative or absolute)?"
+    if _number(e): return _number(a) and math.isclose(a, e, rel_tol=tol, abs_tol=tol)
+    if isinstance(e, list): return isinstance(a, list) and len(a) == len(e) and all(_same(x, y, tol) for x, y in zip(a, e))
+    return a == e
+
 # %% ../nbs/03_exercises.ipynb #cd1f858e
+def _percent(a, e, what:str) -> str|None:
+    "A clause when `a` looks like `e` given in the other unit: a percentage for a fraction, or a fraction for a percentage"
+    if 0 < e <= 1 < a <= 100 and abs(a/100 - e) < 0.005: return f"your {what} looks like a percentage: it is asked as a fraction between 0 and 1"
+    if 0 < a <= 1 < e <= 100 and abs(a*100 - e) < 0.5: return f"your {what} looks like a fraction: it is asked as a percentage"
+
+def _what_is_wrong(a, e, what:str, tol:float, names, others:dict) -> str:
+    "A clause saying how the plain value `a` differs from `e`, of the same kind"
+    for name, v in others.items():
+        if _same(a, v, tol): return f"your {what} is {name}"
+    if isinstance(e, list):
+        wrong = [i for i, (x, y) in enumerate(zip(a, e)) if not _same(x, y, tol)]
+        if not names and len(wrong) > 3:
+            return f"{len(wrong)} of the {len(e)} items of the {what} you gave are off, the first of them the {_ordinal(wrong[0] + 1)}"
+        if not names: return f"{_items(wrong)} of the {what} you gave {'are' if len(wrong) > 1 else 'is'} off"
+        # a named item is judged alone, against the other items and the checker's slips at its place
+        return ' and '.join(_what_is_wrong(a[i], e[i], names[i], tol, None,
+                                           {**{f'the {names[j]}': e[j] for j in range(len(e)) if j != i},
+                                            **{k: v[i] for k, v in others.items() if isinstance(v, list) and v[i] is not None}})
+                            for i in wrong)
+    if not _number(e): return f"that is not the {what}"
+    if not _number(a): return f"your {what} is not a number"
+    for v in (e, *[v for v in others.values() if _number(v)]):
+        if clause := _percent(a, v, what): return clause
+    if tol == 0 or float(e).is_integer(): return f"your {what} is off"  # a direction would give a count away
+    return f"your {what} is too {'big' if a > e else 'small'}"
+
 def verdict(answer, # the learner's answer; `...` (the placeholder) or `None` asks for one
             expected, # the right answer, worked out by the checker
             what:str='answer', # what is asked for, as it reads in a sentence
             tol:float=1e-3, # how close a number must be, relative or absolute; 0 for an exact count
-            hint:str='', # a nudge shown with a wrong answer
+            hint:str='', # a nudge shown with a wrong answer: a sentence, starting with a capital letter
+            names:list|None=None, # names of the items of a sequence, such as `['L1 distance', 'RMSE distance']`
+            others:dict|None=None, # `{description: value}` of known slips, such as `{'the accuracy of the 3s alone': acc3}`
            ) -> Verdict:
     "Compare `answer` with `expected` and say why it is right or wrong, without revealing `expected`"
-    if answer is None or answer is Ellipsis: return Verdict(False, f"replace the placeholder with your {what}. {hint}".strip())
+    def not_yet(clause): return Verdict(False, f"{clause}. {hint}".strip())
+    if answer is None or answer is Ellipsis: return not_yet(f"replace the placeholder with your answer: the {what}")
     a, e = _as_plain(answer), _as_plain(expected)
     if isinstance(e, str): a = str(a)  # a class named '3' may be answered as 3
-    if _number(e):
-        if not _number(a): return Verdict(False, f"the {what} is a number, you gave {type(answer).__name__}. {hint}".strip())
-        if math.isclose(a, e, rel_tol=tol, abs_tol=tol): return Verdict(True, f"that is the {what}.")
-        return Verdict(False, f"your {what} is too {'big' if a > e else 'small'}. {hint}".strip())
-    if isinstance(e, list):
-        if not isinstance(a, list): return Verdict(False, f"the {what} is a sequence, you gave {type(answer).__name__}. {hint}".strip())
-        if len(a) != len(e): return Verdict(False, f"the {what} has {len(e)} items, yours has {len(a)}. {hint}".strip())
-        wrong = [i for i, (x, y) in enumerate(zip(a, e)) if not verdict(x, y, tol=tol)]
-        if wrong: return Verdict(False, f"{_items(wrong)} of your {what} {'are' if len(wrong) > 1 else 'is'} off. {hint}".strip())
-        return Verdict(True, f"that is the {what}.")
-    if a == e: return Verdict(True, f"that is the {what}.")
-    return Verdict(False, f"that is not the {what}. {hint}".strip())
+    if _same(a, e, tol): return Verdict(True, f"that is the {what}.")
+    kind = 'number' if _number(e) else 'sequence' if isinstance(e, list) else None
+    if kind == 'number' and not _number(a) or kind == 'sequence' and not isinstance(a, list):
+        return not_yet(f"the {what} is a {kind}, you gave {type(answer).__name__}")
+    if kind == 'sequence' and len(a) != len(e): return not_yet(f"the {what} has {len(e)} items, yours has {len(a)}")
+    return not_yet(_what_is_wrong(a, e, what, tol, names, {k: _as_plain(v) for k, v in (others or {}).items()}))
 
 # %% ../nbs/03_exercises.ipynb #d4128049
 import torch
@@ -102,18 +131,12 @@ def check_l1_and_rmse(answer, # your pair `(l1, rmse)`: numbers or one-element t
                       ideal, # the ideal digit it is measured against, same shape
                      ) -> Verdict:
     "Check a pair `(L1 distance, RMSE distance)` of `image` to `ideal`, computed by hand"
-    hint = "One number drops each difference's sign with `abs`, the other squares the differences and undoes the square at the end."
-    if answer is None or answer is Ellipsis: return verdict(answer, None, 'pair (L1 distance, RMSE distance)', hint=hint)
-    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
-        return Verdict(False, f"give a pair `(l1, rmse)`, two numbers in round brackets. {hint}")
     d = image.float() - ideal.float()
-    l1, rmse = d.abs().mean().item(), (d**2).mean().sqrt().item()
-    got = [float(a) for a in answer]
-    if abs(got[0] - l1) > 1e-4: return verdict(got[0], l1, 'L1 distance (the first number)', tol=1e-4, hint=hint)
-    if abs(got[1] - rmse) > 1e-4:
-        if abs(got[1] - rmse**2) <= 1e-4: return Verdict(False, "the second number is the mean squared difference: one step is missing.")
-        return verdict(got[1], rmse, 'RMSE distance (the second number)', tol=1e-4, hint=hint)
-    return Verdict(True, "those are the L1 and RMSE distances.")
+    l1, mse = d.abs().mean().item(), (d**2).mean().item()
+    return verdict(answer, (l1, math.sqrt(mse)), 'pair (L1 distance, RMSE distance)', tol=1e-4, names=['L1 distance', 'RMSE distance'],
+                   others={'the mean difference, signs kept: `abs` is missing': (d.mean().item(), None),
+                           'the mean squared difference: one step is missing': (None, mse)},
+                   hint="One number drops each difference's sign with `abs`, the other squares the differences and undoes the square at the end.")
 
 # %% ../nbs/03_exercises.ipynb #3e8f41c7
 def check_row_percentages(answer, # your table of percentages, the same shape as `table`
@@ -143,11 +166,11 @@ def check_overall_accuracy(answer, # your accuracy over all the validation image
     def dist(x, m): return (x - m).abs().mean((-1, -2))
     right_3s = (dist(valid_3_tens, mean3) < dist(valid_3_tens, mean7)).sum().item()
     right_7s = (dist(valid_7_tens, mean3) >= dist(valid_7_tens, mean7)).sum().item()
+    acc3, acc7 = right_3s/len(valid_3_tens), right_7s/len(valid_7_tens)
     expected = (right_3s + right_7s) / (len(valid_3_tens) + len(valid_7_tens))
-    if hasattr(answer, 'item'): answer = answer.item()
-    if isinstance(answer, (int, float)) and 1 < answer <= 100:
-        return Verdict(False, "give the accuracy as a fraction between 0 and 1, not a percentage.")
-    return verdict(answer, expected, 'accuracy over all the validation images', tol=5e-5, hint=hint)
+    return verdict(answer, expected, 'accuracy over all the validation images', tol=5e-5, hint=hint,
+                   others={'the accuracy of the 3s alone': acc3, 'the accuracy of the 7s alone': acc7,
+                           "the book's average of the two class accuracies": (acc3 + acc7)/2})
 
 # %% ../nbs/03_exercises.ipynb #48abfef7
 def check_cube_gradient(answer, # your gradient: a list or tensor with one number per element of `x`
@@ -194,6 +217,8 @@ def check_first_loss(answer, # your loss, one number
     "Check a loss worked out by hand with the chapter's first `mnist_loss`: `torch.where(targets==1, 1-predictions, predictions).mean()`"
     p, t = torch.as_tensor(predictions, dtype=torch.float32), torch.as_tensor(targets)
     return verdict(answer, torch.where(t == 1, 1 - p, p).mean().item(), 'loss',
+                   others={'the sum of the values, not their mean': torch.where(t == 1, 1 - p, p).sum().item(),
+                           'the mean of the values `torch.where` does not pick': torch.where(t == 1, p, 1 - p).mean().item()},
                    hint="Take the items one at a time: which of the two values does `torch.where` pick for each, and what do you do with the three values afterwards?")
 
 # %% ../nbs/03_exercises.ipynb #6db5429b
@@ -203,7 +228,7 @@ def check_true_accuracy(answer, # your accuracy over all the items, one number
                        ) -> Verdict:
     "Check an accuracy over all items, worked out from per-batch accuracies `accs` and batch `sizes`"
     right = sum(a*n for a, n in zip(accs, sizes))/sum(sizes)
-    return verdict(answer, right, 'accuracy over all the items',
+    return verdict(answer, right, 'accuracy over all the items', others={'the plain average of the batch accuracies': sum(accs)/len(accs)},
                    hint="How many items did each batch get right? Should a batch of 8 count as much as a batch of 64?")
 
 # %% ../nbs/03_exercises.ipynb #3611468b
@@ -212,8 +237,9 @@ def check_optimizer_steps(answer, # your number of calls to `opt.step()`
                           epochs:int, # the epochs passed to `train_model`
                          ):
     "Check the number of optimiser steps in `epochs` passes over `dl`: one step per mini-batch"
-    return verdict(answer, len(dl)*epochs, 'number of calls to `opt.step()`',
-                   hint="`train_epoch` calls `opt.step()` once per mini-batch. How many mini-batches of 256 "
+    return verdict(answer, len(dl)*epochs, 'number of calls to `opt.step()`', tol=0,
+                   others={'the number of mini-batches in one epoch': len(dl)},
+                   hint="In `train_epoch`, `opt.step()` runs once per mini-batch. How many mini-batches of 256 "
                         "do the training images make (the last one need not be full), and how many epochs are there?")
 
 # %% ../nbs/03_exercises.ipynb #8faa0758
@@ -222,6 +248,7 @@ def check_parameter_count(answer, # your count of the model's weights and biases
                          ):
     "Check a count of the numbers `model` learns: every element of every parameter tensor"
     return verdict(answer, sum(p.numel() for p in model.parameters()), 'number of parameters', tol=0,
+                   others={'the number of weights alone, without the biases': sum(p.numel() for p in model.parameters() if p.ndim > 1)},
                    hint="An `nn.Linear(a, b)` layer holds a weight for each of its a*b input-output pairs and one bias "
                         "per output; `nn.ReLU` holds none. Add up the layers.")
 

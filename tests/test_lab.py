@@ -54,3 +54,4 @@ def test_lab_settings():
     settings_dir = cmd.split('--LabApp.app_settings_dir=')[1].split()[0]
     overrides = json.loads((Path(settings_dir)/'overrides.json').read_text())
     assert overrides['@jupyterlab/apputils-extension:notification']['fetchNews'] == 'false'
+    assert overrides['@jupyterlab/notebook-extension:tracker']['kernelShutdown'] is True  # a closed tab's kernel stops

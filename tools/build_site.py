@@ -1,13 +1,13 @@
 """The reading version of the series: `make site` writes `_site/`, one HTML page per notebook plus slides, from the
 committed outputs (nothing is run). Usage: python tools/build_site.py [--no-slides | --slides-only]
 
-What is shown follows nbdev's processors (`#| hide` cells never, `show_doc` cells by their output, a `show_doc` added
-for each exported definition without one); decks hold only the cells marked for the slides, never a test. Links to
-`NN_name.ipynb#anchor` lead to `NN_name.html#anchor`. Exit status 1 if committed outputs hold an error outside a cell
-tagged `raises-exception` (its page still written, with a note).
+What is shown follows nbdev's processors (`#| hide` and exported imports-only cells never, `show_doc` cells by their
+output, a `show_doc` added for each exported definition without one); decks hold only the cells marked for the slides,
+never a test, with their speaker notes. Pagefind indexes the pages for search. Exit status 1 if committed outputs hold
+an error outside a cell tagged `raises-exception` (its page still written, with a note).
 """
 from __future__ import annotations
-import argparse, copy, itertools, multiprocessing, os, re, shutil, sys, time
+import argparse, ast, copy, itertools, multiprocessing, os, re, shutil, subprocess, sys, time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NBS = ROOT/'nbs'
 TEMPLATES = ROOT/'tools'/'site_templates'
 NODE = ROOT/'node_modules'
+RECORDING = Path(os.environ.get('SITE_RECORDING', NBS/'images'/'draw_digit.webp'))  # made by lab_test.py --record
 
 def series() -> list[Path]:
     "Notebooks in reading order: `index.ipynb` first, then the rest sorted by file name"
@@ -29,8 +30,26 @@ def heading_anchor(heading: str) -> str:
     return re.sub(r'^[^a-z]+', '', text) or 'section'  # an identifier starts with a letter
 
 def strip_md(s: str) -> str:
-    "Plain text of a one-line Markdown title: no backticks, no emphasis marks (underscores inside names stay)"
-    return re.sub(r'(?<!\w)[*_]+|[*_]+(?!\w)', '', (s or '').replace('`', ''))
+    "Plain text of Markdown: link text for links, no backticks, no emphasis marks (underscores inside names stay)"
+    s = re.sub(r'!?\[([^\]]*)\]\([^)]*\)', r'\1', s or '')
+    return re.sub(r'(?<!\w)[*_]+|[*_]+(?!\w)', '', s.replace('`', ''))
+
+TITLE = re.compile(r"""(?:\btitles?\s*=|\b(?:suptitle|set_title|title)\()\s*(\[[^\]]*\]|f?(['"]).*?\2)""")  # matplotlib's
+QUOTED = re.compile(r"""(f?)(['"])(.*?)\2""")
+
+def figure_alts(nb):
+    """Alt text on each figure output (metadata `site_alt`): the cell's `#| fig-alt: ...`, else the matplotlib titles in
+    its source (not f-strings), else the first sentence of the Markdown cell before it"""
+    prose = ''
+    for c in nb.cells:
+        if c.cell_type == 'markdown': prose = re.sub(r'```.*?```|<[^>]+>|\$', '', c.source, flags=re.S)
+        figures = [o for o in c.get('outputs', []) if {'image/png', 'image/jpeg'} & set(o.get('data', {}))]
+        if not figures: continue
+        given = re.search(r'^\s*#\|\s*fig-alt:\s*(.+)$', c.source, re.M)
+        titles = [s for m in TITLE.finditer(c.source) for f, _, s in QUOTED.findall(m.group(1)) if not f]
+        text = ' '.join(strip_md(re.sub(r'^\s*(#+|>|[-*]|\d+\.)\s+', '', l)) for l in prose.splitlines() if l.strip())
+        alt = given.group(1) if given else '; '.join(titles) or re.split(r'(?<=[.!?:])\s', text)[0].rstrip(':')
+        for o in figures: o.setdefault('metadata', {})['site_alt'] = alt or 'A figure'
 
 TEST_CALL = re.compile(r'^\s*(?:test_\w+\(|assert\b)', re.M)
 
@@ -43,6 +62,7 @@ def for_reading(path: Path, exp: str | None):
     from nbdev.showdoc import show_doc
     from nbdev.processors import add_show_docs, strip_ansi, hide_, hide_line, filter_stream_, rm_header_dash, clean_magics
     nb = read_nb(path)
+    figure_alts(nb)
     errors = [f"{o.get('ename')}: {o.get('evalue')}" for c in nb.cells for o in c.get('outputs', [])
               if o.get('output_type') == 'error' and 'raises-exception' not in c.get('metadata', {}).get('tags', [])]
     NBProcessor(nb=nb, procs=[add_show_docs], rm_directives=False).process()
@@ -63,6 +83,14 @@ def for_reading(path: Path, exp: str | None):
 QUARTO_LINK = re.compile(r'\[([^\]]+)\]\(([^)\s]+)\)\{([^}]*)\}')  # show_doc's `[text](url){attrs}`: no attrs in Markdown
 WIDGET_MIME = 'application/vnd.jupyter.widget-view+json'
 WIDGET_NOTE = '<div class="site-widget-note">An interactive widget goes here: run this notebook in Jupyter to use it.</div>'
+LIVE = 'To draw a digit yourself: <code>make lab</code>, then lesson 14 (Accuracy).'
+RECORDED = ('<figure class="site-recording"><img src="images/draw_digit.webp" alt="A recording of the canvas: a digit is '
+            'drawn with the mouse and classified as it is drawn"><figcaption><strong>A recording</strong>, not a live '
+            f'canvas (the site has no kernel). {LIVE}</figcaption></figure>')
+
+def only_imports(src: str) -> bool:
+    try: return all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.parse(src).body)
+    except SyntaxError: return False
 
 def _tag(cell, tag):
     tags = cell.setdefault('metadata', {}).setdefault('tags', [])
@@ -72,15 +100,18 @@ def mark_cells(cell):
     "Decide, from nbdev's directives, what of a cell is shown (runs after the directives were parsed)"
     d = getattr(cell, 'directives_', {}) or {}
     if cell.cell_type == 'code':
-        if 'default_exp' in d or d.get('include', '').lower() == 'false':
-            del cell['source']
+        exported = bool(d.keys() & {'export', 'exports', 'exporti'})
+        if 'default_exp' in d or d.get('include', '').lower() == 'false' or exported and only_imports(cell.source):
+            del cell['source']  # an exported cell of imports only is the module's boilerplate
             return
-        if d.keys() & {'export', 'exports', 'exporti'}: _tag(cell, 'site-exported')
+        if exported: _tag(cell, 'site-exported')
         if d.get('echo', '').lower() == 'false' or re.search('^show_doc', cell.source, re.M): _tag(cell, 'remove_input')
         if d.get('output', '').lower() == 'false': _tag(cell, 'remove_output')
         for o in cell.get('outputs', []):
             data = o.get('data') or {}
-            if WIDGET_MIME in data: o['data'] = {'text/html': WIDGET_NOTE}  # a static page has no kernel for a widget
+            if WIDGET_MIME in data and 'DrawDigit(' in cell.source:  # the canvas: its recording, or how to run it
+                o['data'] = {'text/html': RECORDED if RECORDING.is_file() else f'<p class="site-widget-note">{LIVE}</p>'}
+            elif WIDGET_MIME in data: o['data'] = {'text/html': WIDGET_NOTE}  # a static page has no kernel for a widget
             elif 'text/markdown' in data:
                 link = r'<a class="site-ext-link" href="\2" target="_blank" rel="noopener">\1</a>'
                 data['text/markdown'] = QUARTO_LINK.sub(link, ''.join(data['text/markdown']))
@@ -93,7 +124,9 @@ def has_math(nb) -> bool:
 
 def marked_slides(nb, name: str = ''):
     """The deck: the cells marked slide, subslide or fragment (cell metadata `slideshow.slide_type`) that are not a
-    test (a warning names a marked test); a notebook with no marks gets a deck of its title and summary only."""
+    test (a warning names a marked test), each followed by its speaker notes (Markdown in `slideshow.notes`); a
+    notebook with no marks gets a deck of its title and summary only."""
+    from nbformat.v4 import new_markdown_cell
     keep = []
     for c in nb.cells:
         if c.get('metadata', {}).get('slideshow', {}).get('slide_type') not in ('slide', 'subslide', 'fragment'):
@@ -103,6 +136,8 @@ def marked_slides(nb, name: str = ''):
             print(f'  warning: {name}: a test cell marked for the slides is left out: {line[:70]!r}')
         elif 'source' in c:
             keep.append(c)
+            if c.metadata.slideshow.get('notes'):  # reveal.js's speaker view (press S) shows an aside.notes
+                keep.append(new_markdown_cell(c.metadata.slideshow.notes, metadata={'slideshow': {'slide_type': 'notes'}}))
     title = next((c for c in nb.cells if c.cell_type == 'markdown' and re.search(r'^#\s', c.source, re.M)), None)
     if not keep and title is not None:
         keep = [copy.deepcopy(title)]
@@ -136,6 +171,9 @@ def postprocess(html: str, module_pages: dict[str, str], doc_prefix: str, prefix
         if not u.scheme and not u.netloc and u.path.endswith('.ipynb'):
             page = u.path.rsplit('/', 1)[-1].removesuffix('.ipynb') + '.html'
             a['href'] = prefix + page + (f'#{u.fragment}' if u.fragment else '')
+    for el in soup.select('.jp-Cell-inputWrapper[tabindex]'): del el['tabindex']  # the code, which may scroll, instead
+    for el in soup.select('.jp-InputArea-editor, .jp-RenderedMarkdown pre'):
+        el.attrs.update({'tabindex': '0', 'role': 'group', 'aria-label': 'code'})
     for img in soup.find_all(['img', 'source'], src=True):
         u = urlsplit(img['src'])
         if not u.scheme and not u.netloc and u.path and not u.path.startswith('/'):
@@ -147,7 +185,15 @@ def postprocess(html: str, module_pages: dict[str, str], doc_prefix: str, prefix
         if alias not in ids:
             ids.add(alias)
             h.insert(0, soup.new_tag('span', attrs={'id': alias, 'class': 'site-anchor'}))
-    return re.sub(r'src="data:site-(\d+)"', lambda m: f'src="{data[int(m.group(1))]}"', str(soup))
+    html = BG_TEXT.sub(text_on, str(soup))
+    return re.sub(r'src="data:site-(\d+)"', lambda m: f'src="{data[int(m.group(1))]}"', html)
+
+BG_TEXT = re.compile(r'(background-color: #([0-9a-f]{6});\s*color: )#[0-9a-f]{6}', re.I)
+
+def text_on(m) -> str:
+    "Black or white, whichever reads better on the background (pandas' background_gradient may pick neither)"
+    lin = [c/255/12.92 if c <= 10 else ((c/255 + 0.055)/1.055)**2.4 for c in bytes.fromhex(m.group(2))]
+    return m.group(1) + ('#000000' if 0.2126*lin[0] + 0.7152*lin[1] + 0.0722*lin[2] > 0.179 else '#ffffff')
 
 DOC_LINK = re.compile(r'<a href="([^"]*)"([^>]*) data-site-doclink="1">(.*?)</a>', re.S)
 
@@ -160,18 +206,20 @@ def unlink_missing(html: str, ids: dict[str, set]) -> str:
     return DOC_LINK.sub(fix, html)
 
 def lab_css() -> str:
-    "JupyterLab's notebook CSS as nbconvert's `lab` template inlines it, to be written once to assets/"
+    "JupyterLab's notebook CSS as nbconvert's `lab` template inlines it, its dark theme for pages when the reader's is"
     from jupyter_core.paths import jupyter_path
-    for d in jupyter_path('nbconvert', 'templates', 'lab', 'static'):
-        d = Path(d)
-        if (d/'index.css').exists(): return (d/'index.css').read_text() + '\n' + (d/'theme-light.css').read_text()
+    for d in map(Path, jupyter_path('nbconvert', 'templates', 'lab', 'static')):
+        if (d/'index.css').exists():
+            dark = (d/'theme-dark.css').read_text().replace(':root', 'body.site-body')
+            return '\n'.join([(d/'index.css').read_text(), (d/'theme-light.css').read_text(),
+                              f'@media (prefers-color-scheme: dark) {{\n{dark}\n}}'])
     raise FileNotFoundError("nbconvert's lab template CSS")
 
 def copy_assets(out: Path, slides: bool):
     assets = out/'assets'
     assets.mkdir(parents=True, exist_ok=True)
     (assets/'jupyterlab.css').write_text(lab_css())
-    shutil.copy(TEMPLATES/'site.css', assets/'site.css')
+    for f in ['site.css', 'site.js']: shutil.copy(TEMPLATES/f, assets/f)
     mj = NODE/'mathjax'/'es5'/'tex-svg-full.js'
     if not mj.exists(): sys.exit(f'{mj} is missing: run `npm ci` (make site does) for MathJax and reveal.js')
     shutil.copy(mj, assets/'mathjax-tex-svg-full.js')
@@ -185,7 +233,7 @@ def copy_assets(out: Path, slides: bool):
         shutil.copy(rv/'LICENSE', dest/'LICENSE')
 
 def exporter(kind: str):
-    "nbconvert's exporter for a page or a deck, with our templates; cells tagged by `mark_cells` lose input or output"
+    "nbconvert's exporter for a page or a deck, with our template; cells tagged by `mark_cells` lose input or output"
     from traitlets.config import Config
     from nbconvert import HTMLExporter, SlidesExporter
     c = Config(TagRemovePreprocessor=dict(enabled=True, remove_input_tags={'remove_input'},
@@ -193,7 +241,7 @@ def exporter(kind: str):
                TemplateExporter=dict(extra_template_basedirs=[str(TEMPLATES)], extra_template_paths=[str(TEMPLATES)]),
                SlidesExporter=dict(reveal_url_prefix='reveal.js', reveal_theme='white'))
     if kind == 'page': return HTMLExporter(config=c, template_name='site_page')
-    return SlidesExporter(config=c, template_name='site_slides')
+    return SlidesExporter(config=c, template_name='site')
 
 _exporters = {}
 def render(i: dict, ctx: dict) -> dict:
@@ -207,7 +255,8 @@ def render(i: dict, ctx: dict) -> dict:
     for kind in ['page'] * ctx['pages'] + ['slides'] * ctx['slides']:
         if kind not in _exporters: _exporters[kind] = exporter(kind)
         doc = nb if kind == 'page' else marked_slides(copy.deepcopy(nb), f"{i['stem']}.ipynb")
-        body, _ = _exporters[kind].from_notebook_node(doc, resources={'site': site, 'metadata': {'name': i['title']}})
+        resources = {'site': {**site, 'deck': kind == 'slides'}, 'metadata': {'name': i['title']}}
+        body, _ = _exporters[kind].from_notebook_node(doc, resources=resources)
         if kind == 'slides':  # a link to a heading of this notebook: the deck may not have that heading, the page has
             body = re.sub(r'href="#(?!/)', f'href="../{i["stem"]}.html#', body)
         prefix = '' if kind == 'page' else '../'
@@ -263,11 +312,16 @@ def main(argv=None):
     ids = {n: set(re.findall(r'\sid="([^"]*)"', (out/n).read_text(encoding='utf-8') if n not in html else html[n]))
            for n in pages}
     for name, text in html.items(): (out/name).write_text(unlink_missing(text, ids), encoding='utf-8')
-    if ctx['pages']:
+    if RECORDING.is_file():  # the canvas's recording (SITE_RECORDING=... names another file, for a test)
+        (out/'images').mkdir(exist_ok=True)
+        shutil.copy(RECORDING, out/'images'/'draw_digit.webp')
+    if ctx['pages']:  # the search index of what is in each page's <main data-pagefind-body>, in out/pagefind/
+        pf = subprocess.run([NODE/'.bin'/'pagefind', '--site', out], capture_output=True, text=True)
+        if pf.returncode: sys.exit(f'pagefind (the search index) failed: {pf.stdout[-2000:]}{pf.stderr[-2000:]}')
         shutil.rmtree(out/'notebooks', ignore_errors=True)
         (out/'notebooks').mkdir()
         for i in info: shutil.copy(NBS/f"{i['stem']}.ipynb", out/i['notebook'])
-    size = sum(f.stat().st_size for f in out.rglob('*') if f.is_file() and 'screenshots' not in f.parts)
+    size = sum(f.stat().st_size for f in out.rglob('*') if f.is_file())
     where = out.relative_to(ROOT) if out.is_relative_to(ROOT) else out
     n_decks = sum(n.startswith('slides/') for n in html)
     print(f'site: {len(html) - n_decks} page(s), {n_decks} slide deck(s) in {where} ({size/1e6:.1f} MB), '

@@ -4,16 +4,15 @@ Usage: python tools/lab.py [--work DIR] [--fresh] [jupyter lab options...]
 JupyterLab opens copies in `_lab/nbs/` (gitignored), so nbs/ stays as committed. After a `git pull`, a copy the learner
 typed nothing in (outputs do not count) is refreshed; an edited one is kept as `<name>.mine.ipynb` beside the new
 lesson. `--fresh` starts every copy again. Settings (shared with `make lab-test`): tools/lab_settings/overrides.json
-(no "Jupyter news" pop-up, no update check); kernels idle for CULL_MINUTES are shut down even with their tab open.
+(no "Jupyter news" pop-up, no update check, a notebook's kernel shut down when its tab closes); kernels idle for
+CULL_MINUTES are shut down even with their tab open.
 """
 from __future__ import annotations
 import argparse, json, os, shutil, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LESSONS = ROOT/'nbs'
-WORK = ROOT/'_lab'/'nbs'
-SETTINGS = ROOT/'tools'/'lab_settings'
+LESSONS, WORK, SETTINGS = ROOT/'nbs', ROOT/'_lab'/'nbs', ROOT/'tools'/'lab_settings'
 CULL_MINUTES = 20
 STATE = '.lessons'  # inside the work folder: the lesson each copy was made from
 
@@ -66,11 +65,8 @@ KERNEL_ENV = {'PYTHONWARNINGS': 'ignore:`torch.jit.script` is deprecated:FutureW
 
 def lab_command(work: Path = WORK, extra=()) -> list[str]:
     "The `jupyter lab` command line of `make lab`: root folder, settings, kernel culling"
-    cmd = [str(Path(sys.executable).parent/'jupyter'), 'lab',
-           f'--ServerApp.root_dir={work}',
-           f'--LabApp.app_settings_dir={SETTINGS}',
-           f'--MappingKernelManager.cull_idle_timeout={CULL_MINUTES*60}',
-           '--MappingKernelManager.cull_interval=60',
+    cmd = [str(Path(sys.executable).parent/'jupyter'), 'lab', f'--ServerApp.root_dir={work}', f'--LabApp.app_settings_dir={SETTINGS}',
+           f'--MappingKernelManager.cull_idle_timeout={CULL_MINUTES*60}', '--MappingKernelManager.cull_interval=60',
            '--MappingKernelManager.cull_connected=True']
     if hasattr(os, 'geteuid') and os.geteuid() == 0: cmd.append('--allow-root')  # JupyterLab refuses root otherwise
     return cmd + list(extra)
@@ -82,8 +78,8 @@ def main(argv=None):
     args, extra = ap.parse_known_args(argv)
     work = args.work.resolve()
     for line in sync_copies(LESSONS, work, args.fresh): print(line)
-    print(f'Opening your copies of the lessons in {_shown(work)}: '
-          f'nbs/ stays as committed. Kernels idle for {CULL_MINUTES} minutes are shut down.', flush=True)
+    print(f'Opening your copies of the lessons in {_shown(work)}: nbs/ stays as committed. Closing a notebook\'s tab shuts '
+          f'its kernel down; kernels idle for {CULL_MINUTES} minutes are shut down too.', flush=True)
     cmd = lab_command(work, extra)
     os.environ.update(KERNEL_ENV)
     os.execv(cmd[0], cmd)

@@ -1,4 +1,4 @@
-"""Numbers quoted in the prose must be numbers the notebook prints. Usage: python tools/prose_numbers.py [NB ...]
+"""Numbers quoted in the prose must be numbers the notebook prints (the `prose` stage of tools/run_checks.py).
 
 In each notebook (default every nbs/*.ipynb but index.ipynb, whose figures come from `make bench`), every decimal
 number (`0.9168`) and every whole number of 100 or more (`6,131`) in a markdown cell must appear in the committed
@@ -6,7 +6,7 @@ text output of some code cell of the same notebook (commas between digit groups 
 `code`, fenced code, URLs and link targets, HTML tags, parts of names or versions (`ResNet-18`, `2.8.12`).
 """
 from __future__ import annotations
-import json, re, sys
+import json, re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,11 +50,5 @@ def check(path: Path) -> list[str]:
                 problems.append(f'{Path(path).name} cell {i}: {n} is not printed by any code cell ({line!r})')
     return problems
 
-def notebooks(names=()) -> list[Path]:
-    if names: return [p if (p := Path(n)).is_file() else NBS/(Path(n).stem + '.ipynb') for n in names]
+def notebooks() -> list[Path]:
     return sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith(('_', '.')) and p.name not in EXEMPT)
-
-if __name__ == '__main__':
-    problems = [x for p in notebooks(sys.argv[1:]) for x in check(p)]
-    print('\n'.join(problems) or 'every number in the prose is printed by its notebook')
-    sys.exit(1 if problems else 0)

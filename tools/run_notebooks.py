@@ -1,14 +1,10 @@
-"""Run notebooks in a real Jupyter kernel: the notebook runner of `make test` (--check) and `make outputs` (--write).
-Usage: python tools/run_notebooks.py [--check | --write] [--exact] [NB ...]   (default: every nbs/*.ipynb)
+"""Run notebooks in fresh Jupyter kernels: `make test` (--check) and `make outputs` (--write). Usage: [--check|--write] [NB ...]
 
-Each notebook runs with nbclient in a fresh kernel in nbs/, two at a time with OMP_NUM_THREADS=1 and IN_TEST=1, the
-cells nbdev-test would run; an error fails it, except in a cell tagged `raises-exception`. `--write` puts the fresh
-outputs into the notebook and runs `nbdev-clean` on it; `--check` fails naming the first cell whose committed outputs
-differ, with the tolerances the README describes (what varies between machines masked; decimals within one unit in
-the last digit or 0.1 %; pictures of the same size within IMG_MEAN levels on average and IMG_FRACTION of pixels by
-more than IMG_LEVEL; in a cell that measures time, decimals and pixels not compared; in a cell tagged `file-order`,
-whose output follows the file system's listing order as the book's unsorted `ls()` does, only the kinds of output).
-`--exact`: no tolerance.
+Two at a time (OMP_NUM_THREADS=1, IN_TEST=1), the cells nbdev-test would run; an error fails a notebook except in a cell
+tagged `raises-exception`. --write puts the outputs in and runs nbdev-clean; --check names the first cell whose
+committed outputs differ, with the README's tolerances (machine-specific text masked; decimals within one unit in the
+last digit or 0.1 %; pictures within IMG_MEAN/IMG_FRACTION; timing cells' numbers not compared; `file-order` cells,
+whose output follows the file system's order as the book's unsorted `ls()` does, compared by kinds of output only).
 """
 from __future__ import annotations
 import argparse, base64, difflib, io, json, multiprocessing, os, re, subprocess, sys, tempfile, time
@@ -24,13 +20,11 @@ TIMES = ROOT/'_proc'/'notebook_times.json'  # last run times, to start the longe
 BIN = Path(sys.executable).parent
 
 def series(names=()) -> list[Path]:
-    "The notebooks named (stems, file names or paths), or every notebook in nbs/ (not `_*`, `.*`), sorted"
+    "The notebooks named (stems or file names), or every notebook in nbs/ (not `_*`, `.*`), sorted"
     if not names: return sorted(p for p in NBS.glob('*.ipynb') if not p.name.startswith(('_', '.')))
-    def find(n: str) -> Path:
-        p = Path(n)
-        f = next((c for c in (p, NBS/p.name, NBS/f'{p.name}.ipynb') if c.suffix == '.ipynb' and c.is_file()), None)
-        return f.resolve() if f else sys.exit(f'no notebook {n!r} in nbs/ (try: {", ".join(x.stem for x in series())})')
-    return [find(n) for n in names]
+    paths = [NBS/f'{Path(n).stem}.ipynb' for n in names]
+    if missing := [p.stem for p in paths if not p.is_file()]: sys.exit(f'no notebook {", ".join(missing)} in nbs/')
+    return paths
 
 def cells_to_run(path: Path) -> set[int]:
     "Indices of the cells nbdev-test would run (nbdev's own `nb_test_cells`: no `#| notest`, no `#| eval: false`)"
@@ -49,21 +43,19 @@ def execute(path: str, run: list[int], timeout: int, cwd: str) -> dict:
     run = set(run)
     for i, c in enumerate(nb.cells):
         if i not in run: c.setdefault('metadata', {}).setdefault('tags', []).append('run-notebooks-skip')
-    t0, error, where = time.perf_counter(), None, None
-    current = [None]
+    t0, error = time.perf_counter(), None
     # IPC sockets in a private folder: no TCP port that a kernel starting at the same moment could take
     with tempfile.TemporaryDirectory(prefix='nb-kernel-') as sock:
         cfg = Config({'KernelManager': {'transport': 'ipc', 'ip': os.path.join(sock, 'k')}})
         client = NotebookClient(nb, config=cfg, timeout=timeout, kernel_name='python3',
                                 resources={'metadata': {'path': cwd}}, skip_cells_with_tag='run-notebooks-skip',
-                                allow_errors=False, record_timing=False, store_widget_state=False, coalesce_streams=True,
-                                on_cell_execute=lambda cell, cell_index: current.__setitem__(0, cell_index))
+                                allow_errors=False, record_timing=False, store_widget_state=False, coalesce_streams=True)
         try: client.execute()
         except Exception as e:  # CellExecutionError ends with the traceback, CellTimeoutError says how long
             msg = str(e) if isinstance(e, (CellExecutionError, CellTimeoutError)) else f'{type(e).__name__}: {e}'
-            error, where = re.sub(r'\x1b\[[0-9;]*m', '', msg).strip()[-3000:] or repr(e), current[0]
+            error = re.sub(r'\x1b\[[0-9;]*m', '', msg).strip()[-3000:] or repr(e)
     outputs = {i: c.get('outputs', []) for i, c in enumerate(nb.cells) if i in run}
-    return dict(outputs=json.loads(json.dumps(outputs)), seconds=time.perf_counter() - t0, error=error, where=where)
+    return dict(outputs=json.loads(json.dumps(outputs)), seconds=time.perf_counter() - t0, error=error)
 
 def run_all(paths: list[Path], workers: int, timeout: int, on_done) -> None:
     "Run `paths`, `workers` at a time, longest first (last known times); `on_done(path, result)` as each finishes"
@@ -76,7 +68,7 @@ def run_all(paths: list[Path], workers: int, timeout: int, on_done) -> None:
         for f in as_completed(futs):
             p = futs[f]
             try: res = f.result()
-            except Exception as e: res = dict(outputs={}, seconds=0.0, error=f'runner failed: {e!r}', where=None)
+            except Exception as e: res = dict(outputs={}, seconds=0.0, error=f'runner failed: {e!r}')
             last[p.name] = round(res['seconds'], 1)
             on_done(p, res)
     TIMES.parent.mkdir(exist_ok=True)
@@ -128,21 +120,21 @@ def mask(text: str) -> str:
     for pat, rep in MASKS[:2] + _paths() + MASKS[2:]: text = pat.sub(rep, text)
     return text
 
-def numbers_agree(a: str, b: str, exact: bool) -> bool:
+def numbers_agree(a: str, b: str) -> bool:
     "Printed numbers within one unit of their last digit or RTOL of each other; whole numbers equal"
-    if a == b or exact: return a == b
+    if a == b: return True
     ea, eb = Decimal(a).as_tuple().exponent, Decimal(b).as_tuple().exponent  # 0.9168: -4, 1.5e-3: -4, 6131: 0
     fa, fb = float(a), float(b)
     return min(ea, eb) < 0 and abs(fa - fb) <= max(1.01 * 10.0**max(ea, eb), RTOL * max(abs(fa), abs(fb)))
 
-def text_differs(a: str, b: str, exact: bool, timing: bool) -> str | None:
+def text_differs(a: str, b: str, timing: bool) -> str | None:
     "None if the masked texts agree (numbers within tolerance); else a short description of the first difference"
     a, b = mask(a), mask(b)
     if timing: a, b = (re.sub(r'(?<![\w.])-?\d+\.\d+(?:e[-+]?\d+)?', '<num>', x) for x in (a, b))
     sa, sb = (re.sub(r'\s+', ' ', NUMBER.sub('#', x)).strip() for x in (a, b))
     na, nb = NUMBER.findall(a), NUMBER.findall(b)
     if sa == sb and len(na) == len(nb):
-        bad = [(x, y) for x, y in zip(na, nb) if not numbers_agree(x, y, exact)]
+        bad = [(x, y) for x, y in zip(na, nb) if not numbers_agree(x, y)]
         if not bad: return None
         more = f' and {len(bad)-1} more number(s)' if len(bad) > 1 else ''
         return f'{bad[0][0]} (committed) != {bad[0][1]} (fresh){more}'
@@ -150,7 +142,7 @@ def text_differs(a: str, b: str, exact: bool, timing: bool) -> str | None:
             if not l.startswith('@@')][2:10]
     return 'text differs (- committed, + fresh):\n      ' + '\n      '.join(l[:160] for l in diff)
 
-def image_differs(a: str, b: str, exact: bool, timing: bool) -> str | None:
+def image_differs(a: str, b: str, timing: bool) -> str | None:
     import numpy as np
     from PIL import Image
     ra, rb = base64.b64decode(_text(a)), base64.b64decode(_text(b))
@@ -161,7 +153,7 @@ def image_differs(a: str, b: str, exact: bool, timing: bool) -> str | None:
     xa, xb = (np.asarray(i.convert('RGBA'), dtype=np.int16) for i in (ia, ib))
     d = np.abs(xa - xb)
     mean, frac = float(d.mean()), float((d.max(-1) > IMG_LEVEL).mean())
-    if exact and d.any() or mean > IMG_MEAN or frac > IMG_FRACTION:
+    if mean > IMG_MEAN or frac > IMG_FRACTION:
         return f'picture differs: mean pixel difference {mean:.2f} levels, {frac:.1%} of pixels by more than {IMG_LEVEL}'
     return None
 
@@ -183,7 +175,7 @@ def _parts(o) -> dict:
     return {k: _text(v) if isinstance(v, str) or k.startswith('text/') else json.dumps(v, sort_keys=True)
             for k, v in o.get('data', {}).items()}
 
-def outputs_differ(old: list, new: list, exact=False, timing=False, file_order=False) -> str | None:
+def outputs_differ(old: list, new: list, timing=False, file_order=False) -> str | None:
     "None if a cell's committed outputs `old` agree with fresh outputs `new`; else what differs first"
     old, new = [_parts(o) for o in normalise(old)], [_parts(o) for o in normalise(new)]
     if [sorted(p) for p in old] != [sorted(p) for p in new]:
@@ -192,15 +184,15 @@ def outputs_differ(old: list, new: list, exact=False, timing=False, file_order=F
     for a, b in zip(old, new):
         for kind in sorted(a):
             picture = kind.startswith('image/') and kind != 'image/svg+xml'
-            d = (image_differs if picture else text_differs)(a[kind], b[kind], exact, timing)
+            d = (image_differs if picture else text_differs)(a[kind], b[kind], timing)
             if d: return f'{kind}: {d}'
     return None
 
-def first_difference(nb, fresh: dict, exact=False) -> str | None:
+def first_difference(nb, fresh: dict) -> str | None:
     "The first executed cell whose committed outputs disagree with the fresh ones, described; None if all agree"
     for i, c in enumerate(nb.cells):
         if i not in fresh or c.cell_type != 'code': continue
-        d = outputs_differ(c.get('outputs', []), fresh[i], exact, bool(TIMING_SOURCE.search(_text(c.source))),
+        d = outputs_differ(c.get('outputs', []), fresh[i], bool(TIMING_SOURCE.search(_text(c.source))),
                            'file-order' in c.get('metadata', {}).get('tags', []))
         if d:
             first = next((l for l in _text(c.source).splitlines() if l.strip() and not l.startswith('#|')), '')[:70]
@@ -235,15 +227,13 @@ def main(argv=None) -> dict:
     g = ap.add_mutually_exclusive_group()
     g.add_argument('--check', action='store_true', help='run and compare with the committed outputs (default)')
     g.add_argument('--write', action='store_true', help='run and write the outputs into the notebooks')
-    ap.add_argument('--exact', action='store_true', help='compare numbers as printed and pictures pixel for pixel')
     ap.add_argument('--workers', type=int, default=int(os.environ.get('NBDEV_WORKERS', 2)))
-    ap.add_argument('--timeout', type=int, default=None, help='seconds allowed per cell (default: cell_timeout, 600)')
     ap.add_argument('notebooks', nargs='*')
     args = ap.parse_args(argv)
     import nbformat
     from nbdev.config import get_config
     paths = series(args.notebooks)
-    timeout = args.timeout or int(get_config(path=ROOT).get('cell_timeout', 600) or 600)
+    timeout = int(get_config(path=ROOT).get('cell_timeout', 1200) or 1200)  # 91's three ResNet epochs: ~8 min
     t0 = time.perf_counter()
     print(f"{'refreshing the outputs of' if args.write else 'running and checking'} "
           f"{len(paths)} notebook(s), {args.workers} at a time (OMP_NUM_THREADS=1 each)", flush=True)
@@ -251,13 +241,12 @@ def main(argv=None) -> dict:
     def done(path, res):
         fresh = {int(k): v for k, v in res['outputs'].items()}
         if res['error']:
-            where = f" in cell {res['where']}" if res['where'] is not None else ''
-            ok, msg = False, f"error{where}:\n    " + '\n    '.join(res['error'].splitlines()[-25:])
+            ok, msg = False, 'error:\n    ' + '\n    '.join(res['error'].splitlines()[-25:])
         elif args.write:
             write_outputs(path, fresh)
             ok, msg = True, 'outputs written'
         else:
-            diff = first_difference(nbformat.read(path, as_version=4), fresh, args.exact)
+            diff = first_difference(nbformat.read(path, as_version=4), fresh)
             ok, msg = not diff, diff and f'committed outputs are stale: {diff}\n    refresh: `make outputs NB={path.stem}`'
         results[path.name] = (ok, res['seconds'], msg or '')
         print(f"{'PASS' if ok else 'FAIL'} {path.name} ({res['seconds']:.1f} s){': ' + msg if msg else ''}", flush=True)

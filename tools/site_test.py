@@ -1,9 +1,11 @@
 """Check the built site (`_site/`) in headless Chromium: `make site-test`. Usage: python tools/site_test.py [--no-file]
 
-Every page and deck is opened from a local server and from `file://`: no console error, uncaught exception, failed
-request or request to another host; images rendered; MathJax without errors; reveal.js started. Every local link leads
-to a page and an anchor on it; no line of a `#| hide` cell is shown; a deck shows only the cells marked for the slides,
-never a test. Screenshots go to `_site/screenshots/`. Ends with 'site: N passed, N failed'.
+Every page and deck, served at 1280 px (light) and 390 x 844 px (dark), then from `file://`: no console error, failed
+request or request to another host; images, MathJax and reveal.js working; no axe-core violation (WCAG 2 A and AA);
+screenshots in `_site_shots/`; a page's title in a phone's first screen. Local links lead to pages and anchors; the
+title first, no hidden or export-only cell, no nbconvert default alt text; a deck only the cells marked for it, no test,
+their speaker notes. Pagefind's search finds SEARCHES and a result opens on a page with the word. Ends with
+'site: N passed, N failed'.
 """
 from __future__ import annotations
 import argparse, functools, http.server, json, re, shutil, sys, tempfile, threading, time
@@ -14,9 +16,11 @@ from bs4 import BeautifulSoup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from browser import FLAGS, chromium_path  # noqa: E402
-from build_site import TEST_CALL  # noqa: E402
+from build_site import TEST_CALL, only_imports  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+AXE = ROOT/'node_modules'/'axe-core'/'axe.min.js'
+SEARCHES = ['broadcasting', 'sigmoid', 'gradient']
 
 @functools.cache
 def ids_of(page: Path) -> set:
@@ -37,38 +41,30 @@ def check_links(soup, page: Path) -> list[str]:
 def _ws(text: str) -> str: return re.sub(r'\s+', ' ', text).strip()
 
 def check_content(soup, nb_path: Path, is_deck: bool) -> list[str]:
-    "Hidden cells are not shown; a deck shows the cells marked for the slides and no test"
-    cells = []
+    """The title first; no code of a hidden, `default_exp` or exported imports-only cell shown; no default alt text; a
+    deck shows only the cells marked for the slides, no test, and the speaker notes of those that have them"""
+    code, hidden, on_slides, notes = [], set(), set(), False
     for c in json.loads(nb_path.read_text(encoding='utf-8'))['cells']:
-        src, code = ''.join(c.get('source', '')), c['cell_type'] == 'code'
-        hidden = bool(re.search(r'^\s*#\|\s*(hide|default_exp)\b', src, re.M))
-        marked = c.get('metadata', {}).get('slideshow', {}).get('slide_type') in ('slide', 'subslide', 'fragment')
-        cells.append(dict(src=src, code=code, hidden=hidden,
-                          slide=not hidden and marked and not (code and TEST_CALL.search(src))))
-    blocks = [b.get_text() for b in soup.select('.jp-InputArea-editor')]
-    shown = {_ws(line) for b in blocks for line in b.splitlines()}
-    on_slides = [c for c in cells if c['slide']]
-
-    def first_shown(bad: list, good: list) -> tuple | None:
-        "The first line (of 20 characters or more, not an import) of a `bad` cell shown, that no `good` cell has"
-        kept = [_ws(line) for c in good for line in c['src'].splitlines()]
-        for i, c in bad:
-            for line in map(_ws, c['src'].splitlines()):
-                if len(line) >= 20 and not line.startswith(('#|', 'import ', 'from ')) and line in shown \
-                        and not any(line in k for k in kept):
-                    return i, line
-    problems = []
-    hidden = first_shown([(i, c) for i, c in enumerate(cells) if c['hidden'] and c['code']],
-                         [c for c in cells if not c['hidden']])
-    if hidden: problems.append(f'a line of hidden cell {hidden[0]} is shown: {hidden[1][:80]!r}')
-    if not is_deck: return problems
-    test = next((b for b in blocks if TEST_CALL.search(re.sub(r'[;:] ', '\n', b))), None)
-    if test: problems.append(f'a test is on the slides: {_ws(test)[:80]!r}')
-    left_out = [(i, c) for i, c in enumerate(cells) if not c['hidden'] and not c['slide']]
-    extra = first_shown(left_out, on_slides)
-    if extra: problems.append(f'cell {extra[0]}, not marked for the slides, is on them: {extra[1][:80]!r}')
-    n = len(soup.select('.jp-Cell'))
-    if n > max(1, len(on_slides)): problems.append(f'the deck has {n} cells, {len(on_slides)} marked for the slides')
+        src, meta = ''.join(c.get('source', '')), c.get('metadata', {}).get('slideshow', {})
+        if c['cell_type'] != 'code': continue
+        body = _ws('\n'.join(line for line in src.splitlines() if not line.lstrip().startswith('#|')))
+        code.append(body)
+        if re.search(r'^\s*#\|\s*(hide|default_exp)\b', src, re.M) or \
+                (re.search(r'^\s*#\|\s*export\b', src, re.M) and only_imports(src)): hidden.add(body)
+        elif meta.get('slide_type') in ('slide', 'subslide', 'fragment') and not TEST_CALL.search(src):
+            on_slides.add(body)
+            notes = notes or bool(meta.get('notes'))
+    blocks = [_ws(b.get_text()) for b in soup.select('.jp-InputArea-editor') if not b.find_parent('aside')]
+    problems = [f'hidden or export-only cell shown: {b[:80]!r}' for b in blocks if b in hidden]
+    problems += [f'{n} figure(s) with nbconvert\'s default alt text' for n in [len(soup.select(
+        'img:not([alt]), img[alt^="No description"]'))] if n]
+    first = soup.select_one('main .jp-Cell') if not is_deck else None
+    if first and not first.find('h1'): problems.append(f'the page does not start with its title: {_ws(first.text)[:60]!r}')
+    if not is_deck: return problems + ['speaker notes on a page'] * bool(soup.select('aside.notes'))
+    problems += [f'a test is on the slides: {b[:80]!r}' for b in blocks if TEST_CALL.search(re.sub(r'[;:] ', '\n', b))]
+    problems += [f'a cell not marked for the slides is on them: {b[:80]!r}' for b in blocks
+                 if b in code and b not in on_slides]
+    if notes and not soup.select('section aside.notes'): problems.append('the notebook has speaker notes, the deck none')
     return problems
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -78,17 +74,22 @@ WAIT_JS = """async () => {
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
   if (window.deck) { for (let i = 0; i < 100 && !deck.isReady(); i++) await new Promise(r => setTimeout(r, 50)); }
   await Promise.all([...document.images].map(i => i.complete ? 0 : new Promise(r => { i.onload = i.onerror = r; })));
+  const h1 = document.querySelector('main h1');
   return {
     badImages: [...document.images].filter(i => !i.naturalWidth).map(i => i.currentSrc.slice(0, 60)),
-    images: document.images.length, height: document.documentElement.scrollHeight,
+    images: document.images.length, titleTop: h1 && h1.getBoundingClientRect().top,
     mathErrors: document.querySelectorAll('mjx-merror, .MathJax_Error').length,
     deckReady: window.deck ? deck.isReady() : null, slides: window.deck ? deck.getTotalSlides() : null,
   };
 }"""
+AXE_JS = """async () => (await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']})).violations
+  .map(v => `axe ${v.id} (${v.impact}), ${v.nodes.length} element(s): ${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')}`)"""
 
-def open_page(ctx, url: str, local, problems: list, screenshot: Path | None = None, is_deck=False) -> dict:
-    "Open `url` and note what went wrong in `problems`; `local(url)` says which requests are the site's"
+def open_page(ctx, url: str, local, problems: list, width=1280, scheme='light', shot: Path | None = None, is_deck=False):
+    "Open `url` and note what went wrong in `problems` (axe-core's violations too, if `shot`)"
     page = ctx.new_page()
+    page.set_viewport_size({'width': width, 'height': 844 if width < 800 else 900})
+    page.emulate_media(color_scheme=scheme)
     page.on('console', lambda m: m.type == 'error' and problems.append(f'console error: {m.text[:200]}'))
     page.on('pageerror', lambda e: problems.append(f'uncaught exception: {str(e)[:200]}'))
     page.on('requestfailed', lambda r: local(r.url) and problems.append(f'request failed: {r.url[:120]} ({r.failure})'))
@@ -99,24 +100,50 @@ def open_page(ctx, url: str, local, problems: list, screenshot: Path | None = No
         if info['badImages']: problems.append(f"{len(info['badImages'])} image(s) did not render: {info['badImages'][:3]}")
         if info['mathErrors']: problems.append(f"{info['mathErrors']} MathJax error(s)")
         if is_deck and not (info['deckReady'] and info['slides']): problems.append('reveal.js did not start a deck')
-        if screenshot: page.screenshot(path=str(screenshot), full_page=not is_deck)
+        if not shot: return info
+        page.screenshot(path=str(shot), full_page=width > 800 and not is_deck)
+        page.add_script_tag(path=str(AXE))
+        problems.extend(f'({width} px, {scheme}) {v}' for v in page.evaluate(AXE_JS))
+        if not is_deck and width < 800 and not 0 <= (info['titleTop'] or -1) < 844:
+            problems.append(f"title not in the first screen at 390 x 844 (top: {info['titleTop']})")
         return info
     except Exception as e:
         problems.append(f'{type(e).__name__}: {str(e).splitlines()[0][:200]}')
         return {}
     finally: page.close()
 
+def search(ctx, base: str, word: str) -> list[str]:
+    "Search from the home page; the first result (its heading, if it has one) opens a page that has the word"
+    page = ctx.new_page()
+    try:
+        page.goto(f'{base}/index.html')
+        page.fill('.pagefind-ui__search-input', word)
+        page.wait_for_selector('.pagefind-ui__result-link', timeout=15_000)
+        found = page.inner_text('.pagefind-ui__message')
+        nested = page.locator('.pagefind-ui__result-nested .pagefind-ui__result-link')
+        link = (nested if nested.count() else page.locator('.pagefind-ui__result-link')).first
+        href = link.get_attribute('href')
+        link.click()
+        page.wait_for_load_state('load')
+        print(f'     {found}; the first result opened {href}', flush=True)
+        return [] if word in page.inner_text('main').lower() else [f'{href} does not have {word!r}']
+    except Exception as e:
+        return [f'search {word!r}: {type(e).__name__}: {str(e).splitlines()[0][:200]}']
+    finally: page.close()
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--site', default=str(ROOT/'_site'))
+    ap.add_argument('--shots', default=str(ROOT/'_site_shots'), help='where the screenshots go')
     ap.add_argument('--no-file', action='store_true', help='skip the second pass over file:// URLs')
     args = ap.parse_args(argv)
-    site = Path(args.site).resolve()
+    site, shots = Path(args.site).resolve(), Path(args.shots).resolve()
     if not (site/'index.html').is_file(): sys.exit(f'{site}/index.html not found: build the site first (make site)')
+    if not AXE.is_file(): sys.exit(f'{AXE} not found: run `npm ci`')
     from playwright.sync_api import sync_playwright
-    t0, shots = time.perf_counter(), site/'screenshots'
+    t0 = time.perf_counter()
     shutil.rmtree(shots, ignore_errors=True)
-    shots.mkdir()
+    shots.mkdir(parents=True)
     httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(QuietHandler, directory=str(site)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     host = f'127.0.0.1:{httpd.server_address[1]}'
@@ -130,27 +157,31 @@ def main(argv=None):
     results = []
     with tempfile.TemporaryDirectory(prefix='site-test-chromium-') as profile, sync_playwright() as pw:
         ctx = pw.chromium.launch_persistent_context(profile, executable_path=chromium_path('site-test'), args=FLAGS,
-                                                    viewport={'width': 1280, 'height': 900}, service_workers='block')
+                                                    service_workers='block')
         ctx.route('**/*', route)
+        served = lambda u: urlsplit(u).netloc == host  # noqa: E731
         for p in sorted(site.glob('*.html')) + sorted((site/'slides').glob('*.slides.html')):
             rel, is_deck = p.relative_to(site).as_posix(), p.parent != site
             soup = BeautifulSoup(p.read_text(encoding='utf-8'), 'html.parser')
             problems = check_links(soup, p)
             nb = ROOT/'nbs'/(p.name.removesuffix('.slides.html').removesuffix('.html') + '.ipynb')
             if nb.is_file(): problems += check_content(soup, nb, is_deck)
-            n_ext = len(external)
-            shot = shots/(('slides-' if is_deck else '') + p.name.removesuffix('.html').removesuffix('.slides') + '.png')
-            info = open_page(ctx, f'http://{host}/{rel}', lambda u: urlsplit(u).netloc == host, problems, shot, is_deck)
+            n_ext, name = len(external), ('slides-' if is_deck else '') + p.name.split('.')[0]
+            info = open_page(ctx, f'http://{host}/{rel}', served, problems, 1280, 'light', shots/f'{name}-1280.png', is_deck)
+            open_page(ctx, f'http://{host}/{rel}', served, problems, 390, 'dark', shots/f'{name}-390.png', is_deck)
             if not args.no_file:
                 on_file = []
-                open_page(ctx, p.as_uri(), lambda u: u.startswith('file:'), on_file, None, is_deck)
+                open_page(ctx, p.as_uri(), lambda u: u.startswith('file:'), on_file, is_deck=is_deck)
                 problems += [f'(file://) {x}' for x in on_file]
             problems += [f'request to another host (blocked): {u[:120]}' for u in external[n_ext:]]
             problems = list(dict.fromkeys(problems))
-            what = f"{info.get('slides')} slides" if is_deck else f"{info.get('images')} images, {info.get('height')} px"
             results.append((rel, problems))
+            what = f"{info.get('slides')} slides" if is_deck else f"{info.get('images')} images"
             print(f"{'FAIL' if problems else 'PASS'} {rel} ({what if info else ''})", flush=True)
             for x in problems: print(f'     {x}', flush=True)
+        for word in SEARCHES:
+            results.append((f'search {word!r}', search(ctx, f'http://{host}', word)))
+            print(f"{'FAIL' if results[-1][1] else 'PASS'} {results[-1][0]}", *results[-1][1], sep='\n     ', flush=True)
         ctx.close()
     httpd.shutdown()
     nfail = sum(bool(pr) for _, pr in results)
