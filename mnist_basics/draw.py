@@ -122,15 +122,16 @@ def _report(x:torch.Tensor, pixels:PixelSimilarity|None, models:dict, classes:li
     parts = []
     if pixels is not None:
         d = pixels.distances(x).tolist()
-        order = sorted(range(len(d)), key=d.__getitem__)
+        order = sorted(range(len(d)), key=d.__getitem__)  # for display; the answer is the classifier's own
+        best = int(pixels.predict(x))
         names = [html.escape(c) for c in pixels.classes]
         parts.append(f'<div class="mnist-draw-dist">{pixels.distance.upper()} distance to each ideal: ' +
                      ', '.join(f'<span class="mnist-draw-pair"><b>{names[i]}</b> {d[i]:.3f}</span>' for i in order) + '</div>')
-        why = not_a_digit(x, d[order[0]], pixels.distance, span)
+        why = not_a_digit(x, d[best], pixels.distance, span)
         a_or = ' or a '.join(names)
         if why: parts.append(f'<div class="mnist-draw-answer mnist-draw-doubt">This does not look like a {a_or}: {html.escape(why)}. '
                              f'I only know {_known(names)}.</div>')
-        else: parts.append(f'<div class="mnist-draw-answer">nearest ideal: <b>{names[order[0]]}</b> '
+        else: parts.append(f'<div class="mnist-draw-answer">nearest ideal: <b>{names[best]}</b> '
                            f'<span class="mnist-draw-known">(I only know {_known(names)})</span></div>')
     for name, model in models.items():
         parts.append(f'<div class="mnist-draw-answer">{html.escape(str(name))}: <b>{html.escape(_model_says(model, x, classes))}</b></div>')

@@ -256,10 +256,13 @@ def test_explorer(stacks, ideals):
     info = explore_digit(100, stacks['valid'], ideals, 'rmse')
     assert info['label'] == '7' and list(info['distances']) == ['3', '7'] and info['verdict'] in ('right', 'wrong')
     with pytest.raises(IndexError, match='choose 0 to 199'): explore_digit(200, stacks['valid'], ideals)
-    slider, picture, text = digit_explorer(stacks['valid'], ideals, distance='rmse', start=3).children
-    first = picture.value, text.value
+    controls, picture, text = digit_explorer(stacks['valid'], ideals, distance='rmse', start=3).children
+    back, on, number, slider = controls.children
+    first = bytes(picture.value)
     slider.value = 150
-    assert picture.value != first[0] and 'image 150 is a <b>7</b>' in text.value
+    assert number.value == 150 and bytes(picture.value) != first and 'image 150</span> is a <b>7</b>' in text.value
+    on.click(); on.click(); back.click()
+    assert (number.value, slider.value) == (151, 151) and 'image 151</span> is a' in text.value
     with pytest.raises(IndexError): digit_explorer(stacks['valid'], ideals, start=500)
 
 
@@ -272,7 +275,7 @@ def test_verdict_marks_need_no_emoji():
 
 
 def test_verdict_counts_items_as_a_learner_does():
-    assert verdict((3, 27, 28), (3, 28, 28), 'shape').why == 'the second item of your shape is off.'
-    assert verdict([9, 2, 9], [1, 2, 3], 'list').why == 'the first and third items of your list are off.'
-    assert verdict(list(range(12)), list(range(11)) + [0], 'list').why == 'the 12th item of your list is off.'
+    assert verdict((3, 27, 28), (3, 28, 28), 'shape').why == 'the second item of the shape you gave is off.'
+    assert verdict([9, 2, 9], [1, 2, 3], 'list').why == 'the first and third items of the list you gave are off.'
+    assert verdict(list(range(12)), list(range(11)) + [0], 'list').why == 'the 12th item of the list you gave is off.'
     assert 'replace the placeholder' in verdict(..., 3, 'count').why
