@@ -17,7 +17,7 @@ help:
 	@echo "make lab-test - run every notebook in JupyterLab in headless Chromium (screenshots in _lab/screenshots/)"
 	@echo "make lock  - refresh requirements.lock, the exact versions make setup installs (newest releases that fit)"
 	@echo "make test  - set up .venv if needed, then every check CI makes (tools/run_checks.py)"
-	@echo "make outputs - run the notebooks and write their outputs into them (NB=06_accuracy for one)"
+	@echo "make outputs - run the notebooks and write their outputs into them (NB=14_accuracy for one)"
 	@echo "make site  - write the reading version to _site/ (pages and slides) from the committed outputs"
 	@echo "make site-test - check _site/ in headless Chromium and save screenshots"
 	@echo "make bench - time imports, loading and scoring against the chapter's way (a few minutes; writes benchmarks/results.md)"
@@ -62,11 +62,10 @@ test: $(STAMP) node_modules/.package-lock.json
 	@$(BIN)/python tools/run_checks.py
 
 # Run notebooks (two at a time, OMP_NUM_THREADS=1 each, tools/run_notebooks.py) and write their outputs into
-# them, cleaned with nbdev-clean: `make outputs` for all, `make outputs NB=06_accuracy` (or several) for some.
+# them, cleaned with nbdev-clean: `make outputs` for all, `make outputs NB=14_accuracy` (or several) for some.
 NB ?=
-RUN_ARGS ?=
 outputs: $(STAMP)
-	$(BIN)/python tools/run_notebooks.py --write $(RUN_ARGS) $(NB)
+	$(BIN)/python tools/run_notebooks.py --write $(NB)
 
 export: $(STAMP)
 	$(BIN)/nbdev-export
@@ -82,11 +81,10 @@ bench: $(STAMP)
 
 # ---- The reading site and slides: tools/build_site.py, checked in Chromium by tools/site_test.py ----
 # `make site` renders the committed notebooks (their outputs as committed: nothing is run) to _site/: one page
-# per notebook plus slides of the hand-picked cells, and Pagefind's search index; `make slides` writes only
-# _site/slides/; `make site-test` opens every page in headless Chromium (Debian's chromium, installed when missing, or
-# $CHROMIUM), runs axe-core on it and saves screenshots in _site_shots/. SITE_ARGS=... passes options to build_site.py.
+# per notebook, a deck of its hand-picked cells in _site/slides/ (`make slides` is another name for the same build)
+# and Pagefind's search index; `make site-test` opens every page in headless Chromium (Debian's chromium, installed
+# when missing, or $CHROMIUM), runs axe-core on it and saves screenshots in _site_shots/.
 .PHONY: site slides site-test
-SITE_ARGS ?=
 NPM ?= npm
 NODE_STAMP := node_modules/.package-lock.json
 APT := $(shell [ "$$(id -u)" = 0 ] || echo sudo) env DEBIAN_FRONTEND=noninteractive apt-get
@@ -98,10 +96,9 @@ $(NODE_STAMP): package.json package-lock.json
 	@touch $@
 
 site: $(STAMP) $(NODE_STAMP)
-	$(BIN)/python tools/build_site.py $(SITE_ARGS)
+	$(BIN)/python tools/build_site.py
 
-slides: $(STAMP) $(NODE_STAMP)
-	$(BIN)/python tools/build_site.py --slides-only $(SITE_ARGS)
+slides: site
 
 site-test: $(STAMP) $(NODE_STAMP)
 	@[ -n "$$CHROMIUM" ] || command -v chromium >/dev/null || { echo "Installing Debian's chromium for the browser test..."; \

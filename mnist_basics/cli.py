@@ -80,8 +80,7 @@ def cmd_train(args) -> dict:
     from fastai.metrics import accuracy
     from fastai.optimizer import SGD
     from fastai.torch_core import set_seed
-    from mnist_basics.mnist_loss import mnist_loss
-    from mnist_basics.training import batch_accuracy
+    from mnist_basics.training import sigmoid_loss, sigmoid_accuracy
     path, source = _folder(args.path)
     _, classes = check_layout(path)
     epochs, lr = args.epochs or DEFAULTS[args.model]['epochs'], args.lr or DEFAULTS[args.model]['lr']
@@ -89,7 +88,7 @@ def cmd_train(args) -> dict:
     dls = folder_dls(path, bs=args.bs)
     n_in, n_out = dls.train.dataset[0][0].numel(), 1 if len(classes) == 2 else len(classes)
     model = nn.Linear(n_in, n_out) if args.model == 'linear' else nn.Sequential(nn.Linear(n_in, 30), nn.ReLU(), nn.Linear(30, n_out))
-    loss_func, metric = (mnist_loss, batch_accuracy) if n_out == 1 else (F.cross_entropy, accuracy)
+    loss_func, metric = (sigmoid_loss, sigmoid_accuracy) if n_out == 1 else (F.cross_entropy, accuracy)
     learn = Learner(dls, model, opt_func=SGD, loss_func=loss_func, metrics=metric)
     with learn.no_bar(), learn.no_logging(): learn.fit(epochs, lr)
     res = {'path': str(path), 'source': source, 'classes': classes, 'model': args.model, 'loss': loss_func.__name__,
@@ -126,7 +125,7 @@ def make_parser() -> argparse.ArgumentParser:
     b.set_defaults(func=cmd_baseline)
     t = sub.add_parser('train', help='train a model and print its accuracy after each epoch', description=
         "Train a linear model or the book's simple_net with fastai's Learner and SGD on a folder of two classes or more "
-        "(two: the chapter's mnist_loss; more: cross-entropy), seeded so that a run can be repeated exactly.")
+        "(two: sigmoid_loss, the chapter's mnist_loss; more: cross-entropy), seeded so that a run can be repeated exactly.")
     t.add_argument('--path', help=folder)
     t.add_argument('--model', choices=list(DEFAULTS), default='linear', help="'linear' (default) or 'simple_net', the book's simple_net (784-30-1)")
     t.add_argument('--epochs', type=int, help='passes over the training images (default: 10 for linear, 40 for simple_net)')

@@ -106,6 +106,7 @@ import numpy as np
 from torch import nn
 from PIL import Image
 from fastai.torch_core import tensor
+from .baseline import l1_distance
 
 # %% ../nbs/03_exercises.ipynb #067f2f1f
 def check_crop_slice(answer, # your slice of `tensor(im)`
@@ -163,9 +164,8 @@ def check_overall_accuracy(answer, # your accuracy over all the validation image
                           ) -> Verdict:
     "Check the fraction of all validation images that pixel similarity labels correctly, each image counted once"
     hint = "Every image counts once, whatever its class, and the two classes are not the same size."
-    def dist(x, m): return (x - m).abs().mean((-1, -2))
-    right_3s = (dist(valid_3_tens, mean3) < dist(valid_3_tens, mean7)).sum().item()
-    right_7s = (dist(valid_7_tens, mean3) >= dist(valid_7_tens, mean7)).sum().item()
+    right_3s = (l1_distance(valid_3_tens, mean3) < l1_distance(valid_3_tens, mean7)).sum().item()
+    right_7s = (l1_distance(valid_7_tens, mean3) >= l1_distance(valid_7_tens, mean7)).sum().item()
     acc3, acc7 = right_3s/len(valid_3_tens), right_7s/len(valid_7_tens)
     expected = (right_3s + right_7s) / (len(valid_3_tens) + len(valid_7_tens))
     return verdict(answer, expected, 'accuracy over all the validation images', tol=5e-5, hint=hint,

@@ -1,6 +1,5 @@
-"""The comparison of fresh outputs with committed ones (tools/run_notebooks.py), the prose-number check
-(tools/prose_numbers.py) and the heading anchors of the site (tools/build_site.py): what they tolerate, and what they
-must still catch."""
+"""The comparison of fresh outputs with committed ones (tools/run_notebooks.py) and the heading anchors of the site
+(tools/build_site.py): what they tolerate, and what they must still catch."""
 from __future__ import annotations
 import base64, io, sys, tempfile
 
@@ -12,7 +11,6 @@ from conftest import ROOT
 
 sys.path.insert(0, str(ROOT/'tools'))
 import build_site as bs  # noqa: E402
-import prose_numbers as pn  # noqa: E402
 import run_notebooks as rn  # noqa: E402
 
 
@@ -78,17 +76,6 @@ def test_first_difference_names_the_cell():
     assert rn.first_difference(nb, {1: [plain('0.9168')]}) is None
     msg = rn.first_difference(nb, {1: [plain('0.9500')]})
     assert msg.startswith("cell 1 ('acc = 1')") and '0.9168' in msg and '0.9500' in msg
-
-
-def test_prose_numbers():
-    q = pn.quoted
-    assert q('6,131 threes, 6265 sevens, accuracy 0.9168, 28 pixels and 1.5') == ['6131', '6265', '0.9168', '1.5']
-    assert q('`0.5` and [a](https://x.org/123.4) and ResNet-18, fastai 2.8.12, x86_64, mnist_png, <img width="400">') == []
-    assert q('from 100-200 and -0.25') == ['100', '200', '0.25']
-    nb = {'cells': [{'cell_type': 'markdown', 'source': 'We have 6,131 threes, 0.9168 right and 0.97 maybe.'},
-                    {'cell_type': 'code', 'source': 'x', 'outputs': [stream('6131 0.9168\n')]}]}
-    have = pn.printed(nb)
-    assert {'6131', '0.9168'} <= have and '0.97' not in have
 
 
 def test_link_anchors():

@@ -1,14 +1,10 @@
-"""Open the series in JupyterLab on your own copies of the notebooks: `make lab`.
-Usage: python tools/lab.py [--work DIR] [--fresh] [jupyter lab options...]
-
-JupyterLab opens copies in `_lab/nbs/` (gitignored), so nbs/ stays as committed. After a `git pull`, a copy the learner
-typed nothing in (outputs do not count) is refreshed; an edited one is kept as `<name>.mine.ipynb` beside the new
-lesson. `--fresh` starts every copy again. Settings (shared with `make lab-test`): tools/lab_settings/overrides.json
-(no "Jupyter news" pop-up, no update check, a notebook's kernel shut down when its tab closes); kernels idle for
-CULL_MINUTES are shut down even with their tab open.
+"""`make lab` (usage: lab.py [--fresh] [jupyter lab options...]) opens JupyterLab on copies of the lessons in `_lab/nbs/`
+(gitignored), so nbs/ stays as committed. After a `git pull`, a copy the learner typed nothing in is refreshed; an edited
+one is kept as `<name>.mine.ipynb` beside the new lesson; `--fresh` starts every copy again. lab_settings/overrides.json:
+no news pop-up or update check, a closed tab's kernel shut down. Also what the other tools share: KERNEL_ENV, Chromium, git_state.
 """
 from __future__ import annotations
-import argparse, json, os, shutil, sys
+import argparse, json, os, shutil, subprocess, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,32 +51,45 @@ def sync_copies(lessons: Path = LESSONS, work: Path = WORK, fresh: bool = False)
         orig.unlink()
     return notes
 
-# The kernels' environment, here and in tools/run_notebooks.py and lab_test.py:
-# - fastai 2.8's import makes torch 2.14 warn that `torch.jit.script` is deprecated: noise for a learner, hidden;
-# - glibc keeps freed blocks of a few MB (PyTorch's temporary tensors) in the process once it has raised its mmap
-#   threshold: a fixed threshold of 1 MB gives them back to the system (measured: 10,000 images against ten ideals
-#   left a kernel 256 MB bigger without it, 33 MB with it).
+# The kernels' environment (here, in run_notebooks.py and lab_test.py): fastai 2.8's import makes torch 2.14 warn that
+# `torch.jit.script` is deprecated (noise for a learner, hidden); glibc keeps freed blocks of a few MB (PyTorch's
+# temporary tensors) once it has raised its mmap threshold: a fixed 1 MB gives them back (measured: 10,000 images
+# against ten ideals left a kernel 256 MB bigger without it, 33 MB with it).
 KERNEL_ENV = {'PYTHONWARNINGS': 'ignore:`torch.jit.script` is deprecated:FutureWarning',
               'MALLOC_MMAP_THRESHOLD_': str(2**20)}
 
 def lab_command(work: Path = WORK, extra=()) -> list[str]:
     "The `jupyter lab` command line of `make lab`: root folder, settings, kernel culling"
-    cmd = [str(Path(sys.executable).parent/'jupyter'), 'lab', f'--ServerApp.root_dir={work}', f'--LabApp.app_settings_dir={SETTINGS}',
-           f'--MappingKernelManager.cull_idle_timeout={CULL_MINUTES*60}', '--MappingKernelManager.cull_interval=60',
-           '--MappingKernelManager.cull_connected=True']
-    if hasattr(os, 'geteuid') and os.geteuid() == 0: cmd.append('--allow-root')  # JupyterLab refuses root otherwise
-    return cmd + list(extra)
+    cull = [f'--MappingKernelManager.cull_idle_timeout={CULL_MINUTES*60}', '--MappingKernelManager.cull_interval=60',
+            '--MappingKernelManager.cull_connected=True']
+    root = ['--allow-root'] if os.geteuid() == 0 else []  # JupyterLab refuses root otherwise
+    return [str(Path(sys.executable).parent/'jupyter'), 'lab', f'--ServerApp.root_dir={work}',
+            f'--LabApp.app_settings_dir={SETTINGS}', *cull, *root, *extra]
+
+# headless Chromium for site_test.py and lab_test.py: Debian's, or $CHROMIUM, with no network of its own
+FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-sync',
+         '--disable-background-networking', '--disable-component-update', '--disable-dev-shm-usage']
+
+def chromium_path(target: str) -> str:
+    "The Chromium to drive; exits with what to do when there is none (`target`: the make target that installs it)"
+    exe = os.environ.get('CHROMIUM') or shutil.which('chromium') or '/usr/bin/chromium'
+    if not Path(exe).exists(): sys.exit(f"Chromium not found: `make {target}` installs it, or set CHROMIUM=/path")
+    return exe
+
+def git_state() -> set:
+    "`git status` lines, each with the content of the file it names"
+    lines = subprocess.run(['git', 'status', '--porcelain=v1', '-uall'], cwd=ROOT, capture_output=True, text=True)
+    files = {line: ROOT/line[3:].split(' -> ')[-1].strip('"') for line in lines.stdout.splitlines()}
+    return {(line, f.read_bytes() if f.is_file() else None) for line, f in files.items()}
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0], allow_abbrev=False)  # the rest goes to jupyter
-    ap.add_argument('--work', type=Path, default=WORK, help='where the copies go (default _lab/nbs)')
     ap.add_argument('--fresh', action='store_true', help='start every copy again from nbs/')
     args, extra = ap.parse_known_args(argv)
-    work = args.work.resolve()
-    for line in sync_copies(LESSONS, work, args.fresh): print(line)
-    print(f'Opening your copies of the lessons in {_shown(work)}: nbs/ stays as committed. Closing a notebook\'s tab shuts '
-          f'its kernel down; kernels idle for {CULL_MINUTES} minutes are shut down too.', flush=True)
-    cmd = lab_command(work, extra)
+    for line in sync_copies(fresh=args.fresh): print(line)
+    print(f"Opening your copies of the lessons in {_shown(WORK)}: nbs/ stays as committed. Closing a notebook's tab "
+          f'shuts its kernel down; kernels idle for {CULL_MINUTES} minutes are shut down too.', flush=True)
+    cmd = lab_command(WORK, extra)
     os.environ.update(KERNEL_ENV)
     os.execv(cmd[0], cmd)
 

@@ -1,55 +1,45 @@
-"""Every notebook run in JupyterLab in headless Chromium: `make lab-test`. Usage: python tools/lab_test.py [NAME ...] [--record]
-
-JupyterLab starts as `make lab` starts it, on fresh copies of nbs/ in _lab/test/nbs; two notebooks at a time get Run All
-and every check below (screenshots in _lab/screenshots/). A lesson's kernel (10_ to 29_) fails above 800 MB of private
-memory (RssAnon: `from fastai.vision.all import *` alone maps ~340 MB of shared code, so RSS is never under 800 MB).
-`git status` must end unchanged. `--record` saves the canvas at work to nbs/images/draw_digit.webp for the reading site.
+"""`make lab-test` (usage: lab_test.py [NAME ...] [--record]): JupyterLab as `make lab` starts it, on fresh copies in
+_lab/test/nbs; two notebooks at a time get Run All and the checks below (screenshots in _lab/screenshots/). A lesson's
+kernel (10_ to 29_) fails above 800 MB of private memory (RssAnon: fastai's import alone maps ~340 MB of shared code).
+`git status` must end unchanged. `--record` saves the canvas at work to nbs/images/draw_digit.webp.
 """
 from __future__ import annotations
-import argparse, asyncio, hashlib, io, json, os, re, secrets, shutil, signal, socket, subprocess, sys, time
-import urllib.request
+import argparse, asyncio, io, json, os, re, secrets, shutil, signal, socket, subprocess, sys, time, urllib.request
 from contextlib import suppress
 from pathlib import Path
 
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser import FLAGS, chromium_path, shot  # noqa: E402
-from lab import ROOT, LESSONS, KERNEL_ENV, lab_command, sync_copies  # noqa: E402
-from mnist_basics.draw import EXAMPLE_STROKES, MNIST_INK  # noqa: E402
+from lab import ROOT, LESSONS, KERNEL_ENV, FLAGS, chromium_path, git_state, lab_command, sync_copies  # noqa: E402
 
 TEST, SHOTS, TIMES = ROOT/'_lab'/'test', ROOT/'_lab'/'screenshots', ROOT/'_lab'/'lab-test-times.json'
 RECORDING = LESSONS/'images'/'draw_digit.webp'
 OFFLINE = ['--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1']  # nothing can come from another host
-RUN_TIMEOUT, LESSON_BUDGET_MB = 900, 800  # s for one Run All (91: ~9 min); peak private MB of a lesson kernel
+RUN_TIMEOUT, LESSON_BUDGET_MB, JOBS = 900, 800, 2  # s for one Run All (91: ~9 min); MB; notebooks at once
 PANEL = '.jp-NotebookPanel:not(.lm-mod-hidden)'  # the notebook on show (JupyterLab hides the others)
 OUTPUT = '.jp-OutputArea-output'
-EMOJI = re.compile('[\u2600-\u27bf\U0001f300-\U0001faff]')  # shown as empty boxes without an emoji font (Debian's Chromium)
+EMOJI = re.compile('[\u2600-\u27bf\U0001f300-\U0001faff]')  # empty boxes without an emoji font (Debian's Chromium)
 NOT_KNOWN = 'does not look like a 3 or a 7'
-def _fractions(strokes, scale=1, at=0.0): return [[(at + x*scale/280, at + y*scale/280) for x, y in s] for s in strokes]
-# drawn with the mouse on every canvas (points as fractions of it), with the answer each must get
-DRAWINGS = [('3', _fractions(EXAMPLE_STROKES['3']), '3'), ('7', _fractions(EXAMPLE_STROKES['7']), '7'),
-            ('corner 3', _fractions(EXAMPLE_STROKES['3'], 1/4, 0.04), '3'),  # its 28x28 picture must have MNIST's ink
-            ('dot', [[(0.5, 0.5)]], NOT_KNOWN), ('1', [[(0.53, 0.15), (0.48, 0.85)]], NOT_KNOWN)]
 # wrong answers typed into a lesson's exercise (the cell `my_answer = ...`), with the words each message must hold
 EXERCISES = {
     '12_distances': [('((a_7-mean7).abs().mean(), (a_7-mean7).abs().mean())', 'your RMSE distance is the L1 distance'),
                      ('((a_7-mean7).abs().mean(), ((a_7-mean7)**2).mean())', 'one step is missing')],
-    '14_accuracy': [('accuracy_3s', 'the accuracy of the 3s alone'), ('(accuracy_3s+accuracy_7s)/2', "the book's average"),
+    '14_accuracy': [('accuracy_3s', 'the accuracy of the 3s alone'),
+                    ('(accuracy_3s+accuracy_7s)/2', "the book's average"),
                     ('100*(right_3s+right_7s)/(len(valid_3_tens)+len(valid_7_tens))', 'looks like a percentage'),
                     ('0.5', 'is too small')],
     '19_optimizer': [('len(dl)', 'mini-batches in one epoch'), ('len(dl)*20 + 1', 'is off.')],
 }
 
-class Stop(Exception): "a check failed: stop this notebook"
-
-def git_state() -> dict:
-    "`git status` and the content of every file it lists"
-    lines = subprocess.run(['git', 'status', '--porcelain=v1', '-uall'], cwd=ROOT, capture_output=True, text=True)
-    files = {line: ROOT/line[3:].split(' -> ')[-1].strip('"') for line in lines.stdout.splitlines()}
-    return {line: hashlib.sha256(f.read_bytes()).hexdigest() if f.is_file() else None for line, f in files.items()}
+class Stop(Exception): "a check failed (the message says which): stop this notebook"
 
 def mb(n: int) -> str: return f'{n/1e6:,.0f} MB'
+
+async def shot(el, path: Path):
+    "A screenshot of a page or element; a failure is printed, not raised"
+    try: await el.screenshot(path=str(path))
+    except Exception as e: print(f'     (screenshot {path.name} failed: {str(e).splitlines()[0][:100]})')
 
 async def poll(check, timeout: float, step=0.25):
     "Await `check()` until it is true (and returned) or `timeout` seconds have passed (None)"
@@ -67,24 +57,24 @@ class Server:
         extra = ['--no-browser', '--ServerApp.ip=127.0.0.1', f'--ServerApp.port={port}', '--ServerApp.port_retries=0',
                  f'--IdentityProvider.token={self.token}', f'--LabApp.user_settings_dir={TEST/"user-settings"}',
                  f'--LabApp.workspaces_dir={TEST/"workspaces"}']
-        env = {**os.environ, **KERNEL_ENV, 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS', '1')}  # two kernels on two cores
-        with open(TEST/'server.log', 'w') as log:
+        env = {'OMP_NUM_THREADS': '1', **os.environ, **KERNEL_ENV}  # two kernels on two cores
+        with open(TEST/'server.log', 'w') as log:  # a session of its own: Ctrl-C reaches this script, which stops it
             self.proc = psutil.Popen(lab_command(work, extra), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)  # Ctrl-C reaches this script, which stops the server
+                                     start_new_session=True)
 
-    def get(self, path: str, timeout=5):
+    def get(self, path: str):
+        "The server's JSON answer at `path`, or None when it does not answer"
         req = urllib.request.Request(self.base + path, headers={'Authorization': f'token {self.token}'})
-        with urllib.request.urlopen(req, timeout=timeout) as r: return json.loads(r.read())
+        with suppress(OSError, ValueError), urllib.request.urlopen(req, timeout=5) as r: return json.loads(r.read())
 
     def sessions(self, path: str) -> list[dict]:
-        with suppress(OSError, ValueError): return [s for s in self.get('/api/sessions') if s['path'] == path and s.get('kernel')]
-        return []
+        return [s for s in self.get('/api/sessions') or [] if s['path'] == path and s.get('kernel')]
 
     def wait_ready(self, timeout=90):
         for _ in range(int(timeout / 0.3)):
             if self.proc.poll() is not None:
                 raise RuntimeError(f'JupyterLab exited ({self.proc.returncode}); see {TEST/"server.log"}')
-            with suppress(OSError, ValueError): return self.get('/api/status', timeout=2)
+            if self.get('/api/status'): return
             time.sleep(0.3)
         raise TimeoutError(f'JupyterLab did not answer within {timeout} s')
 
@@ -117,21 +107,21 @@ async def sample_memory(server: Server, nb: str, peak: dict):
         except OSError: proc = None  # the kernel restarted or stopped
         await asyncio.sleep(0.5)
 
-# ---------------------------------------------------------------- the page
-
 STATE_JS = f"""() => {{ const nb = document.querySelector('{PANEL}') || document;
   const prompts = [...nb.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')].map(p => p.textContent);
   return {{status: nb.querySelector('.jp-Notebook-ExecutionIndicator')?.getAttribute('data-status'),
-          running: prompts.filter(t => t.includes('*')).length, executed: prompts.filter(t => /\\[\\d+\\]/.test(t)).length}}; }}"""
+          running: prompts.filter(t => t.includes('*')).length,
+          executed: prompts.filter(t => /\\[\\d+\\]/.test(t)).length}}; }}"""
 # each widget output's state; textContent, as JupyterLab skips rendering cells out of view (their innerText is empty)
 WIDGETS_JS = f"""() => [...document.querySelector('{PANEL}').querySelectorAll(
-  '{OUTPUT}:is(:not([data-mime-type]), [data-mime-type*="widget-view"])')]
-  .map(o => /Loading widget/.test(o.textContent) ? 'loading' : o.firstElementChild && !/Error displaying/.test(o.textContent) ? 'shown' : 'broken')"""
+  '{OUTPUT}:is(:not([data-mime-type]), [data-mime-type*="widget-view"])')].map(o => /Loading widget/.test(o.textContent)
+  ? 'loading' : o.firstElementChild && !/Error displaying/.test(o.textContent) ? 'shown' : 'broken')"""
 # the parts of a canvas widget that stick out of its output area, and labels wrapped away from their numbers
 FITS_JS = f"""(w) => {{ const right = w.closest('{OUTPUT}').getBoundingClientRect().right + 1;
   const lines = e => [...e.getClientRects()].filter(r => r.top >= e.getClientRects()[0].bottom - 1).length;
-  return [...w.querySelectorAll('canvas, .mnist-draw-report > div, button')].filter(e => e.getBoundingClientRect().right > right)
-    .map(e => 'cut off: ' + e.className).concat([...w.querySelectorAll('.mnist-draw-pair, .mnist-draw-known')]
+  return [...w.querySelectorAll('canvas, .mnist-draw-report > div, button')]
+    .filter(e => e.getBoundingClientRect().right > right).map(e => 'cut off: ' + e.className)
+    .concat([...w.querySelectorAll('.mnist-draw-pair, .mnist-draw-known')]
     .filter(e => lines(e)).map(e => 'wrapped: ' + e.textContent)); }}"""
 
 async def menu(page, top: str, item: str):
@@ -139,8 +129,8 @@ async def menu(page, top: str, item: str):
     await page.locator('.lm-MenuBar-itemLabel', has_text=re.compile(f'^{top}$')).click()
     await page.locator('.lm-Menu-content .lm-Menu-itemLabel', has_text=re.compile(f'^{item}')).first.click()
 
-async def wait_state(page, pred, timeout: float, what: str, problems: list):
-    "Poll the notebook's state until `pred` holds twice in a row; a dialog (e.g. Select Kernel) gets its default"
+async def wait_state(page, pred, timeout: float, what=''):
+    "Poll the notebook's state until `pred` holds twice in a row (a dialog, e.g. Select Kernel, gets its default)"
     steady = 0
     for _ in range(int(timeout / 0.2)):
         accept = page.locator('.jp-Dialog .jp-mod-accept')
@@ -148,7 +138,7 @@ async def wait_state(page, pred, timeout: float, what: str, problems: list):
         steady = steady + 1 if pred(await page.evaluate(STATE_JS)) else 0
         if steady >= 2: return True
         await asyncio.sleep(0.2)
-    problems.append(f'{what} did not happen within {timeout} s')
+    if what: raise Stop(f'{what} did not happen within {timeout} s')
 
 async def check_sliders(page, stem: str, problems: list) -> int:
     "Move each slider one step with the keyboard: the picture of its output must change"
@@ -158,14 +148,14 @@ async def check_sliders(page, stem: str, problems: list) -> int:
         await h.scroll_into_view_if_needed()
         area = h.locator('xpath=ancestor::div[contains(@class,"jp-Cell-outputArea")]')
         async def pictures(): return await area.locator('img').evaluate_all('imgs => imgs.map(i => i.src)')
-        before, now, top = await pictures(), await h.get_attribute('aria-valuenow'), await h.get_attribute('aria-valuemax')
-        await h.focus()
-        await page.keyboard.press('ArrowLeft' if now is not None and now == top else 'ArrowRight')
+        before, now = await pictures(), await h.get_attribute('aria-valuenow')
+        await h.press('ArrowLeft' if now and now == await h.get_attribute('aria-valuemax') else 'ArrowRight')
         async def changed(): return (after := await pictures()) != before and after
         after = await poll(changed, 15) or await pictures()
         await asyncio.sleep(0.3)  # let the picture finish drawing before the screenshot
         await shot(area, SHOTS/f'{stem}-slider{i}-after.png')
-        if (moved := await h.get_attribute('aria-valuenow')) == now: problems.append(f'slider {i}: the keyboard did not move it')
+        moved = await h.get_attribute('aria-valuenow')
+        if moved == now: problems.append(f'slider {i}: the keyboard did not move it')
         elif not before or not after: problems.append(f'slider {i}: its output shows no picture')
         elif after == before: problems.append(f'slider {i}: moved from {now} to {moved}, its picture did not change')
     return await handles.count()
@@ -175,23 +165,24 @@ async def check_explorers(page, stem: str, problems: list) -> int:
     nexts = page.locator(PANEL).locator(f'{OUTPUT} button', has_text=re.compile('^next$'))
     for i in range(await nexts.count()):
         box = nexts.nth(i).locator('xpath=ancestor::div[contains(@class,"widget-vbox")][1]')
-        number, img = box.locator('.widget-text input').first, box.locator('img').first
+        field, img = box.locator('.widget-text input').first, box.locator('img').first
         await box.scroll_into_view_if_needed()
         for label, step in (('next', 1), ('next', 1), ('previous', -1)):
-            before, src = int(await number.input_value()), await img.get_attribute('src')
+            before, src = int(await field.input_value()), await img.get_attribute('src')
             await box.locator('button', has_text=re.compile(f'^{label}$')).click()
-            async def moved(): return await img.get_attribute('src') != src and await number.input_value() != str(before)
+            async def moved(): return await img.get_attribute('src') != src and await field.input_value() != str(before)
             await poll(moved, 15)
-            if (now := int(await number.input_value())) != before + step:
+            if (now := int(await field.input_value())) != before + step:
                 problems.append(f'explorer {i}: {label} moved from image {before} to {now}')
-            elif await img.get_attribute('src') == src: problems.append(f'explorer {i}: {label} did not change the picture')
+            elif await img.get_attribute('src') == src:
+                problems.append(f'explorer {i}: {label} did not change the picture')
         natural, shown = await img.evaluate('i => [i.naturalWidth, i.getBoundingClientRect().width]')
         if shown > natural + 1: problems.append(f'explorer {i}: its {natural}-px figure is drawn {shown:.0f} px wide')
         await shot(box, SHOTS/f'{stem}-explorer{i}.png')
     return await nexts.count()
 
 async def draw(page, w, strokes: list, frame=None) -> bool:
-    "Clear the canvas widget `w`, draw `strokes` with the mouse (awaiting `frame()` after each move); True once answered"
+    "Clear the canvas widget `w`, draw `strokes` with the mouse (awaiting `frame()` after each move); True if answered"
     await w.locator('button.mnist-draw-clear').click()
     el = await w.element_handle()
     await page.wait_for_function('(el) => el.dataset.strokes === "0"', arg=el, timeout=15_000)
@@ -205,28 +196,35 @@ async def draw(page, w, strokes: list, frame=None) -> bool:
             if frame: await frame()
         await page.mouse.up()
     with suppress(Exception):
-        return await page.wait_for_function('(el) => el.dataset.strokes === String(el.dataset.sent)', arg=el, timeout=30_000)
+        answered = '(el) => el.dataset.strokes === String(el.dataset.sent)'
+        return await page.wait_for_function(answered, arg=el, timeout=30_000)
 
-async def record(page, w):
-    "An animated WebP of the canvas widget `w` while a 3 is drawn and classified, saved to RECORDING"
+async def record(page, w, strokes: list):
+    "An animated WebP of the canvas widget `w` while `strokes` (a 3) are drawn and classified, saved to RECORDING"
     from PIL import Image
     frames = []
     await w.evaluate(f"(w) => w.closest('{OUTPUT}').style.maxWidth = '610px'")  # the widget, without empty space
     async def frame(): frames.append(Image.open(io.BytesIO(await w.screenshot())).convert('RGB'))
-    await draw(page, w, DRAWINGS[0][1], frame)
+    await draw(page, w, strokes, frame)
     await asyncio.sleep(0.5)
     await frame()
-    RECORDING.parent.mkdir(exist_ok=True)
-    frames[0].save(RECORDING, save_all=True, append_images=frames[1:], duration=[150]*(len(frames)-1) + [3000], loop=0, quality=80)
+    durations = [150]*(len(frames)-1) + [3000]
+    frames[0].save(RECORDING, save_all=True, append_images=frames[1:], duration=durations, loop=0, quality=80)
     print(f'     recorded {len(frames)} frames of the canvas into {RECORDING.relative_to(ROOT)}')
 
 async def check_canvases(page, stem: str, problems: list, notes: list, recording: str) -> int:
-    "Draw each of DRAWINGS on each canvas and read the answer; the last, longest answer must fit 370 px and full width"
+    "Draw five things on each canvas and read the answers; the last, longest answer must fit 370 px and full width"
     widgets = page.locator(PANEL).locator(f'{OUTPUT} .mnist-draw')
+    if not await widgets.count(): return 0
+    from mnist_basics.draw import EXAMPLE_STROKES as ex, MNIST_INK  # imports torch (slow): only once a canvas is shown
+    def fractions(strokes, k=1, at=0.0): return [[(at + x*k/280, at + y*k/280) for x, y in s] for s in strokes]
+    drawings = [('3', fractions(ex['3']), '3'), ('7', fractions(ex['7']), '7'),  # with the answer each must get
+                ('corner 3', fractions(ex['3'], 1/4, 0.04), '3'),  # its 28x28 picture must have MNIST's ink
+                ('dot', [[(0.5, 0.5)]], NOT_KNOWN), ('1', [[(0.53, 0.15), (0.48, 0.85)]], NOT_KNOWN)]
     for i in range(await widgets.count()):
         w = widgets.nth(i)
         await w.scroll_into_view_if_needed()
-        for name, strokes, expected in DRAWINGS:
+        for name, strokes, expected in drawings:
             if not await draw(page, w, strokes):
                 problems.append(f'canvas {i}: no answer after drawing a {name}')
                 continue
@@ -236,15 +234,18 @@ async def check_canvases(page, stem: str, problems: list, notes: list, recording
             ink = await w.evaluate('(el) => Number(el.dataset.ink || 0)')  # pixels > 0.5 in the 28x28 picture
             notes.append(f'drew a {name}: {said} ({ink} pixels > 0.5)')
             right = expected in said if expected == NOT_KNOWN else re.match(rf'nearest ideal: {expected}\b', said)
-            if not right or 'I only know 3 and 7' not in said: problems.append(f'canvas {i}: drew a {name}, the answer was "{said}"')
+            if not right or 'I only know 3 and 7' not in said:
+                problems.append(f'canvas {i}: drew a {name}, the answer was "{said}"')
             if not ink or name == 'corner 3' and not MNIST_INK[0] <= ink <= MNIST_INK[1]:
-                problems.append(f"canvas {i}: the {name}'s 28x28 picture has {ink} pixels > 0.5, MNIST's 3s and 7s {MNIST_INK}")
+                problems.append(f"canvas {i}: the {name}'s 28x28 picture has {ink} pixels > 0.5, "
+                                f"MNIST's 3s and 7s {MNIST_INK}")
         for width in ('370px', ''):
             await w.evaluate(f"(w) => w.closest('{OUTPUT}').style.maxWidth = '{width}'")
             await asyncio.sleep(0.3)
-            if out := await w.evaluate(FITS_JS): problems.append(f"canvas {i} at {width or 'full width'}: " + ', '.join(out))
+            if out := await w.evaluate(FITS_JS):
+                problems.append(f"canvas {i} at {width or 'full width'}: " + ', '.join(out))
             if width: await shot(w, SHOTS/f'{stem}-draw{i}-370px.png')
-        if recording == stem and i == 0: await record(page, w)
+        if recording == stem and i == 0: await record(page, w, drawings[0][1])
     return await widgets.count()
 
 async def check_exercises(page, stem: str, problems: list, notes: list):
@@ -254,25 +255,27 @@ async def check_exercises(page, stem: str, problems: list, notes: list):
     if (i := next((k for k, t in enumerate(texts) if t.startswith('my_answer = ')), None)) is None:
         return problems.append('exercise: no cell starts with `my_answer = `')
     check, said = cells.nth(i + 1), []
+    prompt = check.locator('.jp-InputArea-prompt')
     for answer, words in EXERCISES[stem]:
-        before = await check.locator('.jp-InputArea-prompt').text_content()
+        before = await prompt.text_content()
         await cells.nth(i).locator('.cm-content').click()
         await page.keyboard.press('Control+a')
         await page.keyboard.type(f'my_answer = {answer}')
         await page.keyboard.press('Shift+Enter')  # runs the answer and selects the check...
         await page.keyboard.press('Shift+Enter')  # ...which runs too
-        async def ran(): return (p := await check.locator('.jp-InputArea-prompt').text_content()) != before and '*' not in p
+        async def ran(): return (p := await prompt.text_content()) != before and '*' not in p
         await poll(ran, 30)
         said.append((await check.locator(OUTPUT).first.inner_text()).strip())
-        if words not in said[-1]: problems.append(f'exercise: my_answer = {answer} got "{said[-1][:160]}", not "{words}"')
-        mark = await check.locator(f'{OUTPUT} strong').first.evaluate('e => [e.textContent, e.getBoundingClientRect().width]')
-        if mark[0] != 'Not yet' or mark[1] < 20: problems.append(f'exercise: the verdict mark is {mark[0]!r}, {mark[1]:.0f} px wide')
+        if words not in said[-1]:
+            problems.append(f'exercise: my_answer = {answer} got "{said[-1][:160]}", not "{words}"')
+        mark, width = await check.locator(f'{OUTPUT} strong').first.evaluate('e => [e.textContent, e.offsetWidth]')
+        if mark != 'Not yet' or width < 20: problems.append(f'exercise: the verdict mark is {mark!r}, {width} px wide')
     if len(set(said)) < len(said): problems.append('exercise: two different wrong answers got the same message')
     await shot(check, SHOTS/f'{stem}-verdict.png')
     notes += [f'typed a wrong answer: {s}' for s in said]
 
-async def open_and_run(page, server: Server, nb: str, n_code: int, problems: list):
-    "File > Open from Path... (no page load), then Run All Cells once the kernel is connected, and wait for the last cell"
+async def open_and_run(page, server: Server, nb: str, n_code: int):
+    "File > Open from Path (no page load), then Run All Cells once the kernel is connected; wait for the last cell"
     await menu(page, 'File', 'Open from Path')
     await page.locator('.jp-Dialog input').fill(nb)
     await page.locator('.jp-Dialog input').press('Enter')
@@ -280,20 +283,16 @@ async def open_and_run(page, server: Server, nb: str, n_code: int, problems: lis
     await page.wait_for_selector(f'{PANEL} .jp-Notebook-ExecutionIndicator', timeout=60_000)
     side = page.locator('.jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current')
     if await side.count(): await side.first.click()  # fold the file browser away: more notebook in the screenshots
-    if not await wait_state(page, lambda s: s['status'] == 'idle', 60, 'the kernel starting', problems): raise Stop
+    await wait_state(page, lambda s: s['status'] == 'idle', 60, 'the kernel starting')
     def connected():  # the page can say idle before the kernel is connected; Run All then runs only one cell
-        return any(s['kernel'].get('execution_state') == 'idle' and s['kernel'].get('connections') for s in server.sessions(nb))
-    if not await poll(lambda: asyncio.to_thread(connected), 60):
-        problems.append('the kernel did not connect within 60 s')
-        raise Stop
+        return any(s['kernel'].get('execution_state') == 'idle' and s['kernel'].get('connections')
+                   for s in server.sessions(nb))
+    if not await poll(lambda: asyncio.to_thread(connected), 60): raise Stop('the kernel did not connect within 60 s')
     for _ in range(3):  # the menu item does nothing until the notebook is ready: try again
         await menu(page, 'Run', 'Run All Cells$')
-        if not n_code or await wait_state(page, lambda s: s['running'] or s['executed'], 10, 'Run All', []): break
-    else:
-        problems.append('Run All Cells did not start the cells')
-        raise Stop
-    if not await wait_state(page, lambda s: s['status'] == 'idle' and not s['running'], RUN_TIMEOUT, 'Run All finishing', problems):
-        raise Stop
+        if not n_code or await wait_state(page, lambda s: s['running'] or s['executed'], 10): break
+    else: raise Stop('Run All Cells did not start the cells')
+    await wait_state(page, lambda s: s['status'] == 'idle' and not s['running'], RUN_TIMEOUT, 'Run All finishing')
 
 def saved_problems(cells: list) -> list[str]:
     "Errors (outside a cell tagged raises-exception, which shows the book's failing line on purpose) and emoji marks"
@@ -302,45 +301,46 @@ def saved_problems(cells: list) -> list[str]:
         for o in c.get('outputs', []):
             if o.get('output_type') == 'error' and 'raises-exception' not in c.get('metadata', {}).get('tags', []):
                 problems.append(f"cell {i}: {o.get('ename')}: {' | '.join(str(o.get('evalue')).splitlines())[:200]}")
-            text = ''.join(o.get('text', '')) + ''.join(''.join(v) for k, v in o.get('data', {}).items() if k.startswith('text/'))
-            if m := EMOJI.search(text): problems.append(f'cell {i}: {m.group()!r} needs an emoji font to show')
+            texts = [o.get('text', '')] + [v for k, v in o.get('data', {}).items() if k.startswith('text/')]
+            if m := EMOJI.search(''.join(''.join(t) for t in texts)):
+                problems.append(f'cell {i}: {m.group()!r} needs an emoji font to show')
     return problems
 
 async def run_notebook(page, errors: list, server: Server, work: Path, nb: str, recording: str) -> tuple:
-    t0, problems, notes, peak, stem = time.time(), [], [], {}, Path(nb).stem
+    "Open `nb`, run it and check it; prints PASS or FAIL with notes, returns (nb, problems, seconds)"
+    t0, problems, notes, peak, stem, path = time.time(), [], [], {}, Path(nb).stem, work/nb
     errors.clear()
     sampler = asyncio.create_task(sample_memory(server, nb, peak))
     try:
-        saved_before = (work/nb).stat().st_mtime_ns
-        cells = json.loads((work/nb).read_text(encoding='utf-8'))['cells']
+        saved_at, cells = path.stat().st_mtime_ns, json.loads(path.read_text(encoding='utf-8'))['cells']
         n_code = sum(c['cell_type'] == 'code' and ''.join(c['source']).strip() != '' for c in cells)
-        await open_and_run(page, server, nb, n_code, problems)
-        run_s, checks = time.time() - t0, []
-        async def views(): return 'loading' not in (v := await page.evaluate(WIDGETS_JS)) and v  # they load after their cell
+        await open_and_run(page, server, nb, n_code)
+        run_s = time.time() - t0
+        async def views(): return 'loading' not in (v := await page.evaluate(WIDGETS_JS)) and v  # load after their cell
         shown = (await poll(views, 30, 0.5) or await page.evaluate(WIDGETS_JS)).count('shown')
         if await page.locator('.jp-toast-message, .Toastify', has_text=re.compile('news', re.I)).count():
             problems.append('the "Jupyter news" pop-up is shown')
         counts = {'sliders moved': await check_sliders(page, stem, problems),
                   'explorers stepped': await check_explorers(page, stem, problems),
-                  'canvases drawn on': await check_canvases(page, stem, problems, checks, recording)}
-        if stem in EXERCISES: await check_exercises(page, stem, problems, checks)
+                  'canvases drawn on': await check_canvases(page, stem, problems, notes, recording)}
+        if stem in EXERCISES: await check_exercises(page, stem, problems, notes)
         await menu(page, 'File', 'Save Notebook$|Save$')
-        async def saved(): return (work/nb).stat().st_mtime_ns != saved_before
+        async def saved(): return path.stat().st_mtime_ns != saved_at
         await poll(saved, 10, 0.2)
         await asyncio.sleep(0.3)
-        cells = json.loads((work/nb).read_text(encoding='utf-8'))['cells']
+        cells = json.loads(path.read_text(encoding='utf-8'))['cells']
         problems += saved_problems(cells)
         executed = sum(c['cell_type'] == 'code' and c.get('execution_count') is not None for c in cells)
         if executed < n_code and not problems: problems.append(f'only {executed} of {n_code} code cells ran')
-        n_widgets = sum('application/vnd.jupyter.widget-view+json' in o.get('data', {}) for c in cells for o in c.get('outputs', []))
+        n_widgets = sum('application/vnd.jupyter.widget-view+json' in o.get('data', {})
+                        for c in cells for o in c.get('outputs', []))
         if shown < n_widgets: problems.append(f'{n_widgets} widget outputs, {shown} shown as widgets')
         await page.evaluate(f"() => document.querySelector('{PANEL} .jp-WindowedPanel-outer')?.scrollTo(0, 0)")
         await shot(page, SHOTS/f'{stem}.png')
-        notes += [f'{executed} cells run in {run_s:.0f} s, widgets: {n_widgets}' + ''.join(f', {k}: {n}' for k, n in counts.items() if n)]
-        notes += checks
-    except Stop: pass
-    except Exception as e:
-        problems.append(f'{type(e).__name__}: {str(e).splitlines()[0][:200]}')
+        notes.insert(0, f'{executed} cells run in {run_s:.0f} s, widgets: {n_widgets}'
+                     + ''.join(f', {k}: {n}' for k, n in counts.items() if n))
+    except Stop as e: problems.append(str(e))
+    except Exception as e: problems.append(f'{type(e).__name__}: {str(e).splitlines()[0][:200]}')
     finally:
         sampler.cancel()
         if problems: await shot(page, SHOTS/f'{stem}.png')
@@ -348,56 +348,50 @@ async def run_notebook(page, errors: list, server: Server, work: Path, nb: str, 
             await menu(page, 'File', 'Close Tab')
             await page.wait_for_timeout(300)
             if await (discard := page.locator('.jp-Dialog .jp-mod-warn')).count(): await discard.first.click()
-        if not await poll(lambda: asyncio.to_thread(lambda: not server.sessions(nb)), 20):  # kernelShutdown, lab_settings
+        if not await poll(lambda: asyncio.to_thread(lambda: not server.sessions(nb)), 20):  # kernelShutdown setting
             problems.append('its kernel still runs 20 s after its tab was closed')
     if peak: notes.append(f"kernel peak: private (RssAnon) {mb(peak['RssAnon'])}, RSS (VmHWM) {mb(peak['VmHWM'])}")
     else: problems.append("the kernel's memory could not be read")
     if stem[:1] in '12' and peak.get('RssAnon', 0) > LESSON_BUDGET_MB * 1e6:
-        problems.append(f"the kernel's private memory peaked at {mb(peak['RssAnon'])}, over the lesson budget of {LESSON_BUDGET_MB} MB")
+        problems.append(f"the kernel's private memory peaked at {mb(peak['RssAnon'])}, "
+                        f"over the lesson budget of {LESSON_BUDGET_MB} MB")
     problems = list(dict.fromkeys(problems + errors))
     print(f"{'FAIL' if problems else 'PASS'} {nb} ({time.time()-t0:.0f} s; " + '; '.join(notes) + ')', flush=True)
     for p in problems: print(f'     {p}', flush=True)
     return nb, problems, time.time() - t0
 
-async def drive(server: Server, work: Path, names: list[str], jobs: int, recording: str) -> list:
-    "`jobs` browser pages, each with JupyterLab loaded once, open the notebooks of `names` one after another"
+async def drive(server: Server, work: Path, names: list[str], recording: str) -> list:
+    "JOBS browser pages, each with JupyterLab loaded once, open the notebooks of `names` one after another"
     from playwright.async_api import async_playwright
     results, queue = [], list(names)
     async def worker(k: int):
         # a context of its own: JupyterLab tells its windows apart by name, and two at once in one context clash
-        ctx = await browser.new_context(viewport={'width': 1200, 'height': 800})
-        page, errors = await ctx.new_page(), []
+        page, errors = await (await browser.new_context(viewport={'width': 1200, 'height': 800})).new_page(), []
         page.on('pageerror', lambda e: errors.append(f'uncaught exception in the page: {str(e)[:160]}'))
         page.on('requestfailed', lambda r: r.url.startswith((server.base, 'data:', 'blob:'))
                 or errors.append(f'request to another host: {r.url[:160]}'))
-        try:
-            await page.goto(f'{server.base}/lab/workspaces/lab-test-{k}?reset&token={server.token}', timeout=90_000)
-            await page.wait_for_selector('.lm-MenuBar-itemLabel', timeout=90_000)
-            while queue: results.append(await run_notebook(page, errors, server, work, queue.pop(0), recording))
-        finally:
-            await ctx.close()
+        await page.goto(f'{server.base}/lab/workspaces/lab-test-{k}?reset&token={server.token}', timeout=90_000)
+        await page.wait_for_selector('.lm-MenuBar-itemLabel', timeout=90_000)
+        while queue: results.append(await run_notebook(page, errors, server, work, queue.pop(0), recording))
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=chromium_path('lab-test'), args=FLAGS + OFFLINE)
-        try: await asyncio.gather(*(worker(k) for k in range(jobs)))
+        try: await asyncio.gather(*(worker(k) for k in range(JOBS)))
         finally: await browser.close()
     return results
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('names', nargs='*', help='notebooks to run: names or parts of names (default: every notebook)')
-    ap.add_argument('--jobs', type=int, default=2, help='notebooks run at once')
-    ap.add_argument('--record', nargs='?', const='14_accuracy', metavar='NOTEBOOK',
-                    help=f'also save {RECORDING.relative_to(ROOT)}: the canvas at work in NOTEBOOK (14_accuracy)')
+    ap.add_argument('--record', action='store_const', const='14_accuracy', help="also record 14_accuracy's canvas")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     for sig in (signal.SIGTERM, signal.SIGHUP):  # stopped from outside: still stop the server and kernels
         signal.signal(sig, lambda n, f: sys.exit(128 + n))
     chromium_path('lab-test')
     git_before = git_state()
-    for d in (TEST, SHOTS):
-        shutil.rmtree(d, ignore_errors=True)
-        d.mkdir(parents=True)
-    sync_copies(LESSONS, TEST/'nbs', fresh=True)
+    for d in (TEST, SHOTS): shutil.rmtree(d, ignore_errors=True)
+    SHOTS.mkdir(parents=True)
+    sync_copies(LESSONS, TEST/'nbs')  # makes TEST too
     names = sorted(p.name for p in LESSONS.glob('*.ipynb') if not args.names or any(a in p.name for a in args.names))
     times = json.loads(TIMES.read_text()) if TIMES.is_file() else {}
     names.sort(key=lambda n: -times.get(n, 60))  # the slowest first, so none is left running alone at the end
@@ -405,8 +399,9 @@ def main(argv=None):
     try:
         server = Server(TEST/'nbs')
         server.wait_ready()
-        print(f'JupyterLab up at {server.base} in {time.perf_counter()-t0:.0f} s; {len(names)} notebooks, {args.jobs} at a time')
-        results = asyncio.run(drive(server, TEST/'nbs', names, args.jobs, args.record))
+        print(f'JupyterLab up at {server.base} in {time.perf_counter()-t0:.0f} s; '
+              f'{len(names)} notebooks, {JOBS} at a time')
+        results = asyncio.run(drive(server, TEST/'nbs', names, args.record))
         TIMES.write_text(json.dumps({**times, **{r[0]: round(r[2]) for r in results}}, indent=1))
     except (Exception, KeyboardInterrupt, SystemExit) as e:
         results.append(('(JupyterLab)', [f'{type(e).__name__}: {e}'], 0))
@@ -416,11 +411,12 @@ def main(argv=None):
             killed = server.stop()
             print('PASS server and kernels stopped' + (f" (killed: {', '.join(killed)})" if killed else ''))
     recorded = {f'{s} {RECORDING.relative_to(ROOT)}' for s in ('??', 'M')} if args.record else set()
-    changed = sorted({line.strip() for line, _ in set(git_before.items()) ^ set(git_state().items())} - recorded)
+    changed = sorted({line.strip() for line, _ in git_before ^ git_state()} - recorded)
     results.append(('git status unchanged', changed, 0))
     print(f"{'FAIL' if changed else 'PASS'} git status unchanged" + ''.join(f'\n     changed: {c}' for c in changed))
     nfail = sum(bool(r[1]) for r in results)
-    print(f'screenshots in {SHOTS.relative_to(ROOT)}; {time.perf_counter()-t0:.0f} s\n{len(results) - nfail} passed, {nfail} failed')
+    print(f'screenshots in {SHOTS.relative_to(ROOT)}; {time.perf_counter()-t0:.0f} s')
+    print(f'{len(results) - nfail} passed, {nfail} failed')
     sys.exit(1 if nfail else 0)
 
 if __name__ == '__main__': main()

@@ -1,10 +1,7 @@
-"""Run notebooks in fresh Jupyter kernels: `make test` (--check) and `make outputs` (--write). Usage: [--check|--write] [NB ...]
+"""Run notebooks in fresh kernels, two at a time: `make test` (compare) and `make outputs` (--write). Usage: [--write] [NB ...]
 
-Two at a time (OMP_NUM_THREADS=1, IN_TEST=1), the cells nbdev-test would run; an error fails a notebook except in a cell
-tagged `raises-exception`. --write puts the outputs in and runs nbdev-clean; --check names the first cell whose
-committed outputs differ, with the README's tolerances (machine-specific text masked; decimals within one unit in the
-last digit or 0.1 %; pictures within IMG_MEAN/IMG_FRACTION; timing cells' numbers not compared; `file-order` cells,
-whose output follows the file system's order as the book's unsorted `ls()` does, compared by kinds of output only).
+An error fails a notebook, except in a cell tagged `raises-exception`. --write puts the outputs in and runs nbdev-clean;
+otherwise it names the first cell whose committed outputs differ beyond the README's tolerances (see `outputs_differ`).
 """
 from __future__ import annotations
 import argparse, base64, difflib, io, json, multiprocessing, os, re, subprocess, sys, tempfile, time
@@ -18,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NBS = ROOT/'nbs'
 TIMES = ROOT/'_proc'/'notebook_times.json'  # last run times, to start the longest notebooks first
 BIN = Path(sys.executable).parent
+WORKERS, TIMEOUT = 2, 1200  # notebooks at once (one core each); seconds a cell may take (91's three epochs: ~8 min)
 
 def series(names=()) -> list[Path]:
     "The notebooks named (stems or file names), or every notebook in nbs/ (not `_*`, `.*`), sorted"
@@ -26,45 +24,33 @@ def series(names=()) -> list[Path]:
     if missing := [p.stem for p in paths if not p.is_file()]: sys.exit(f'no notebook {", ".join(missing)} in nbs/')
     return paths
 
-def cells_to_run(path: Path) -> set[int]:
-    "Indices of the cells nbdev-test would run (nbdev's own `nb_test_cells`: no `#| notest`, no `#| eval: false`)"
-    from nbdev.config import get_config
-    from nbdev.test import nb_test_cells
-    return {c.idx_ for c in nb_test_cells(path, skip_flags=str(get_config().get('tst_flags', 'notest')).split())}
-
-def execute(path: str, run: list[int], timeout: int, cwd: str) -> dict:
-    "Run one notebook (cells `run` only) in a fresh kernel; returns its outputs per cell index, seconds and any error"
+def execute(path: str, timeout: int, cwd: str) -> dict:
+    "Run one notebook in a fresh kernel; returns its outputs per cell index, seconds and any error"
     os.environ.update(OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', IN_TEST='1', PYDEVD_DISABLE_FILE_VALIDATION='1', **KERNEL_ENV)
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
     from traitlets.config import Config
     nb = nbformat.read(path, as_version=4)
-    run = set(run)
-    for i, c in enumerate(nb.cells):
-        if i not in run: c.setdefault('metadata', {}).setdefault('tags', []).append('run-notebooks-skip')
     t0, error = time.perf_counter(), None
     # IPC sockets in a private folder: no TCP port that a kernel starting at the same moment could take
     with tempfile.TemporaryDirectory(prefix='nb-kernel-') as sock:
         cfg = Config({'KernelManager': {'transport': 'ipc', 'ip': os.path.join(sock, 'k')}})
         client = NotebookClient(nb, config=cfg, timeout=timeout, kernel_name='python3',
-                                resources={'metadata': {'path': cwd}}, skip_cells_with_tag='run-notebooks-skip',
-                                allow_errors=False, record_timing=False, store_widget_state=False, coalesce_streams=True)
+                                resources={'metadata': {'path': cwd}}, allow_errors=False, record_timing=False, store_widget_state=False, coalesce_streams=True)
         try: client.execute()
         except Exception as e:  # CellExecutionError ends with the traceback, CellTimeoutError says how long
             msg = str(e) if isinstance(e, (CellExecutionError, CellTimeoutError)) else f'{type(e).__name__}: {e}'
             error = re.sub(r'\x1b\[[0-9;]*m', '', msg).strip()[-3000:] or repr(e)
-    outputs = {i: c.get('outputs', []) for i, c in enumerate(nb.cells) if i in run}
+    outputs = {i: c.get('outputs', []) for i, c in enumerate(nb.cells) if c.cell_type == 'code'}
     return dict(outputs=json.loads(json.dumps(outputs)), seconds=time.perf_counter() - t0, error=error)
 
 def run_all(paths: list[Path], workers: int, timeout: int, on_done) -> None:
     "Run `paths`, `workers` at a time, longest first (last known times); `on_done(path, result)` as each finishes"
     try: last = json.loads(TIMES.read_text())
     except (OSError, ValueError): last = {}
-    order = sorted(paths, key=lambda p: -last.get(p.name, 60))
-    spawn = multiprocessing.get_context('spawn')
-    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(order))), mp_context=spawn) as pool:
-        futs = {pool.submit(execute, str(p), sorted(cells_to_run(p)), timeout, str(NBS)): p for p in order}
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context('spawn')) as pool:
+        futs = {pool.submit(execute, str(p), timeout, str(NBS)): p for p in sorted(paths, key=lambda p: -last.get(p.name, 60))}
         for f in as_completed(futs):
             p = futs[f]
             try: res = f.result()
@@ -209,7 +195,7 @@ def _stable_ids(o, key: str):
     return o
 
 def write_outputs(path: Path, fresh: dict):
-    "Put the fresh outputs into the notebook (cells not run keep theirs), then nbdev-clean it"
+    "Put the fresh outputs into the notebook, then nbdev-clean it"
     import nbformat
     nb = nbformat.read(path, as_version=4)
     for i, c in enumerate(nb.cells):
@@ -224,19 +210,14 @@ def write_outputs(path: Path, fresh: dict):
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    g = ap.add_mutually_exclusive_group()
-    g.add_argument('--check', action='store_true', help='run and compare with the committed outputs (default)')
-    g.add_argument('--write', action='store_true', help='run and write the outputs into the notebooks')
-    ap.add_argument('--workers', type=int, default=int(os.environ.get('NBDEV_WORKERS', 2)))
+    ap.add_argument('--write', action='store_true', help='write the outputs into the notebooks (default: compare)')
     ap.add_argument('notebooks', nargs='*')
     args = ap.parse_args(argv)
     import nbformat
-    from nbdev.config import get_config
     paths = series(args.notebooks)
-    timeout = int(get_config(path=ROOT).get('cell_timeout', 1200) or 1200)  # 91's three ResNet epochs: ~8 min
     t0 = time.perf_counter()
     print(f"{'refreshing the outputs of' if args.write else 'running and checking'} "
-          f"{len(paths)} notebook(s), {args.workers} at a time (OMP_NUM_THREADS=1 each)", flush=True)
+          f"{len(paths)} notebook(s), {WORKERS} at a time (OMP_NUM_THREADS=1 each)", flush=True)
     results = {}
     def done(path, res):
         fresh = {int(k): v for k, v in res['outputs'].items()}
@@ -250,11 +231,9 @@ def main(argv=None) -> dict:
             ok, msg = not diff, diff and f'committed outputs are stale: {diff}\n    refresh: `make outputs NB={path.stem}`'
         results[path.name] = (ok, res['seconds'], msg or '')
         print(f"{'PASS' if ok else 'FAIL'} {path.name} ({res['seconds']:.1f} s){': ' + msg if msg else ''}", flush=True)
-    run_all(paths, args.workers, timeout, done)
+    run_all(paths, WORKERS, TIMEOUT, done)
     nfail = sum(not ok for ok, _, _ in results.values())
-    print(f'{len(results)} notebook(s) in {time.perf_counter()-t0:.0f} s; '
-          f"{sum(s for _, s, _ in results.values()):.0f} s of kernel time. Slowest: "
-          + ', '.join(f'{n} {s:.0f} s' for n, (_, s, _) in sorted(results.items(), key=lambda kv: -kv[1][1])[:3]))
+    print(f'{len(results)} notebook(s) in {time.perf_counter()-t0:.0f} s; {sum(s for _, s, _ in results.values()):.0f} s of kernel time')
     if nfail and not args.write:
         print(f"refresh with `make outputs NB={' '.join(n[:-6] for n, (ok, _, _) in results.items() if not ok)}`")
     print(f'notebooks: {len(results) - nfail} passed, {nfail} failed', flush=True)

@@ -1,21 +1,16 @@
-"""Check the built site (`_site/`) in headless Chromium: `make site-test`. Usage: python tools/site_test.py [--no-file]
-
-Every page and deck, served at 1280 px (light) and 390 x 844 px (dark), then from `file://`: no console error, failed
-request or request to another host; images, MathJax and reveal.js working; no axe-core violation (WCAG 2 A and AA);
-screenshots in `_site_shots/`; a page's title in a phone's first screen. Local links lead to pages and anchors; the
-title first, no hidden or export-only cell, no nbconvert default alt text; a deck only the cells marked for it, no test,
-their speaker notes. Pagefind's search finds SEARCHES and a result opens on a page with the word. Ends with
-'site: N passed, N failed'.
+"""`make site-test`: each page and deck of `_site/` in headless Chromium, served at 1280 px (light) and 390 x 844 px
+(dark), then from `file://`: no console error, failed request or request to another host; images, MathJax and reveal.js
+working; no axe-core violation (WCAG 2 A and AA); a page's title in a phone's first screen; screenshots in
+`_site_shots/`; `check_links`, `check_content`; Pagefind finds SEARCHES. Ends with 'site: N passed, N failed'.
 """
-from __future__ import annotations
-import argparse, functools, http.server, json, re, shutil, sys, tempfile, threading, time
+import functools, http.server, json, re, shutil, sys, tempfile, threading, time
 from pathlib import Path
 from urllib.parse import urlsplit, unquote
 
 from bs4 import BeautifulSoup
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from browser import FLAGS, chromium_path  # noqa: E402
+from lab import FLAGS, chromium_path  # noqa: E402
 from build_site import TEST_CALL, only_imports  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,15 +126,9 @@ def search(ctx, base: str, word: str) -> list[str]:
         return [f'search {word!r}: {type(e).__name__}: {str(e).splitlines()[0][:200]}']
     finally: page.close()
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--site', default=str(ROOT/'_site'))
-    ap.add_argument('--shots', default=str(ROOT/'_site_shots'), help='where the screenshots go')
-    ap.add_argument('--no-file', action='store_true', help='skip the second pass over file:// URLs')
-    args = ap.parse_args(argv)
-    site, shots = Path(args.site).resolve(), Path(args.shots).resolve()
-    if not (site/'index.html').is_file(): sys.exit(f'{site}/index.html not found: build the site first (make site)')
-    if not AXE.is_file(): sys.exit(f'{AXE} not found: run `npm ci`')
+def main():
+    site, shots = ROOT/'_site', ROOT/'_site_shots'
+    if not (site/'index.html').is_file(): sys.exit('_site/index.html not found: build the site first (make site)')
     from playwright.sync_api import sync_playwright
     t0 = time.perf_counter()
     shutil.rmtree(shots, ignore_errors=True)
@@ -169,24 +158,21 @@ def main(argv=None):
             n_ext, name = len(external), ('slides-' if is_deck else '') + p.name.split('.')[0]
             info = open_page(ctx, f'http://{host}/{rel}', served, problems, 1280, 'light', shots/f'{name}-1280.png', is_deck)
             open_page(ctx, f'http://{host}/{rel}', served, problems, 390, 'dark', shots/f'{name}-390.png', is_deck)
-            if not args.no_file:
-                on_file = []
-                open_page(ctx, p.as_uri(), lambda u: u.startswith('file:'), on_file, is_deck=is_deck)
-                problems += [f'(file://) {x}' for x in on_file]
+            on_file = []
+            open_page(ctx, p.as_uri(), lambda u: u.startswith('file:'), on_file, is_deck=is_deck)
+            problems += [f'(file://) {x}' for x in on_file]
             problems += [f'request to another host (blocked): {u[:120]}' for u in external[n_ext:]]
             problems = list(dict.fromkeys(problems))
             results.append((rel, problems))
-            what = f"{info.get('slides')} slides" if is_deck else f"{info.get('images')} images"
-            print(f"{'FAIL' if problems else 'PASS'} {rel} ({what if info else ''})", flush=True)
-            for x in problems: print(f'     {x}', flush=True)
+            what = '' if not info else f"{info['slides']} slides" if is_deck else f"{info['images']} images"
+            print(f"{'FAIL' if problems else 'PASS'} {rel} ({what})", *problems, sep='\n     ', flush=True)
         for word in SEARCHES:
             results.append((f'search {word!r}', search(ctx, f'http://{host}', word)))
             print(f"{'FAIL' if results[-1][1] else 'PASS'} {results[-1][0]}", *results[-1][1], sep='\n     ', flush=True)
         ctx.close()
     httpd.shutdown()
     nfail = sum(bool(pr) for _, pr in results)
-    print(f'screenshots in {shots.relative_to(ROOT) if shots.is_relative_to(ROOT) else shots}; '
-          f'{time.perf_counter()-t0:.0f} s')
+    print(f'screenshots in _site_shots; {time.perf_counter()-t0:.0f} s')
     print(f'site: {len(results) - nfail} passed, {nfail} failed')
     sys.exit(1 if nfail else 0)
 
