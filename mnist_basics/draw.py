@@ -96,8 +96,8 @@ def not_a_digit(x:torch.Tensor, # the drawing as MNIST's 28x28, in [0, 1]
     if span < LEAST_SPAN: return f"almost no ink: the drawing spans {span:.0%} of the canvas, less than {LEAST_SPAN:.0%}"
     if nearest > FAR[distance]:
         return f"it is {nearest:.3f} from the nearest ideal, and 99% of MNIST's 3s and 7s are within {FAR[distance]:.3f}"
-    if ink_width(x) < LEAST_WIDTH:
-        return f"its ink is {ink_width(x)} pixels wide, and 99% of MNIST's 3s and 7s are at least {LEAST_WIDTH}"
+    if (width := ink_width(x)) < LEAST_WIDTH:
+        return f"its ink is {width} pixels wide, and 99% of MNIST's 3s and 7s are at least {LEAST_WIDTH}"
     return ''
 
 # %% ../nbs/04_draw.ipynb #a65cbd7a

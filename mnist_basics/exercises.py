@@ -216,8 +216,9 @@ def check_first_loss(answer, # your loss, one number
                     ) -> Verdict:
     "Check a loss worked out by hand with the chapter's first `mnist_loss`: `torch.where(targets==1, 1-predictions, predictions).mean()`"
     p, t = torch.as_tensor(predictions, dtype=torch.float32), torch.as_tensor(targets)
-    return verdict(answer, torch.where(t == 1, 1 - p, p).mean().item(), 'loss',
-                   others={'the sum of the values, not their mean': torch.where(t == 1, 1 - p, p).sum().item(),
+    picked = torch.where(t == 1, 1 - p, p)
+    return verdict(answer, picked.mean().item(), 'loss',
+                   others={'the sum of the values, not their mean': picked.sum().item(),
                            'the mean of the values `torch.where` does not pick': torch.where(t == 1, p, 1 - p).mean().item()},
                    hint="Take the items one at a time: which of the two values does `torch.where` pick for each, and what do you do with the three values afterwards?")
 
