@@ -116,6 +116,9 @@ STATE_JS = f"""() => {{ const nb = document.querySelector('{PANEL}') || document
 WIDGETS_JS = f"""() => [...document.querySelector('{PANEL}').querySelectorAll(
   '{OUTPUT}:is(:not([data-mime-type]), [data-mime-type*="widget-view"])')].map(o => /Loading widget/.test(o.textContent)
   ? 'loading' : o.firstElementChild && !/Error displaying/.test(o.textContent) ? 'shown' : 'broken')"""
+# scroll the notebook to its top; true once a cell is drawn in view
+TOP_JS = f"""() => {{ document.querySelector('{PANEL} .jp-WindowedPanel-outer')?.scrollTo(0, 0);
+  return [...document.querySelectorAll('{PANEL} .jp-Cell')].some(c => c.offsetHeight && c.getBoundingClientRect().top < 700); }}"""
 # the parts of a canvas widget that stick out of its output area, and labels wrapped away from their numbers
 FITS_JS = f"""(w) => {{ const right = w.closest('{OUTPUT}').getBoundingClientRect().right + 1;
   const lines = e => [...e.getClientRects()].filter(r => r.top >= e.getClientRects()[0].bottom - 1).length;
@@ -335,7 +338,8 @@ async def run_notebook(page, errors: list, server: Server, work: Path, nb: str, 
         n_widgets = sum('application/vnd.jupyter.widget-view+json' in o.get('data', {})
                         for c in cells for o in c.get('outputs', []))
         if shown < n_widgets: problems.append(f'{n_widgets} widget outputs, {shown} shown as widgets')
-        await page.evaluate(f"() => document.querySelector('{PANEL} .jp-WindowedPanel-outer')?.scrollTo(0, 0)")
+        async def at_top(): return await page.evaluate(TOP_JS)  # the windowed notebook redraws its cells after a while
+        await poll(at_top, 5)
         await shot(page, SHOTS/f'{stem}.png')
         notes.insert(0, f'{executed} cells run in {run_s:.0f} s, widgets: {n_widgets}'
                      + ''.join(f', {k}: {n}' for k, n in counts.items() if n))
